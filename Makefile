@@ -1,0 +1,35 @@
+# The two README commands are `make demo` (main job) and `make test` (test suite).
+# Both do their own set-up: system packages (when root), the .venv, and the
+# local control plane binaries (built once from Go modules, cached in ~/.cache).
+PY ?= python3
+VENV := .venv
+STAMP := $(VENV)/.installed
+
+.PHONY: setup system-deps test demo cluster lint bench-operator bench-app clean
+
+setup: $(STAMP)
+
+$(STAMP): app/pyproject.toml operator/pyproject.toml requirements-dev.txt
+	@echo ">> creating $(VENV) and installing the app, the operator and the test tools"
+	$(PY) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -e ./app -e ./operator -r requirements-dev.txt
+	@touch $@
+
+system-deps:
+	@scripts/system-deps.sh
+
+test: system-deps $(STAMP)
+	$(VENV)/bin/pytest
+
+demo: $(STAMP)
+	$(VENV)/bin/python scripts/demo.py
+
+cluster: $(STAMP)
+	$(VENV)/bin/python -m tests.cluster.localcluster up
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

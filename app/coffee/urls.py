@@ -1,0 +1,3 @@
+"""Coffee API endpoints (menu, orders, payment webhook)."""
+
+urlpatterns: list = []

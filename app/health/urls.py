@@ -1,0 +1,3 @@
+"""Probe endpoints (owned by the runtime work: liveness and readiness)."""
+
+urlpatterns: list = []
