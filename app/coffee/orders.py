@@ -1,0 +1,88 @@
+"""Order lifecycle: totals, allowed status transitions, and paying an order at the provider.
+
+Status changes are compare-and-set UPDATEs (`WHERE status IN (allowed sources)`), so concurrent
+retries and replayed webhooks cannot move an order backwards or apply one transition twice.
+"""
+
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+import httpx
+from django.conf import settings
+from django.utils import timezone
+
+from coffee import payments
+from coffee.models import Order, OrderStatus
+
+S = OrderStatus
+# target status -> statuses it may be reached from
+ALLOWED_FROM: dict[str, frozenset[str]] = {
+    S.AWAITING_PAYMENT: frozenset({S.NEW, S.PAYMENT_FAILED}),
+    S.PAYMENT_FAILED: frozenset({S.NEW, S.PAYMENT_FAILED}),
+    S.PAID: frozenset({S.NEW, S.PAYMENT_FAILED, S.AWAITING_PAYMENT}),
+    S.CANCELLED: frozenset({S.NEW, S.PAYMENT_FAILED, S.AWAITING_PAYMENT}),
+}
+PAYABLE = ALLOWED_FROM[S.AWAITING_PAYMENT]
+# provider payment status -> our order status
+PROVIDER_STATUS = {
+    "pending": S.AWAITING_PAYMENT,
+    "waiting_for_capture": S.AWAITING_PAYMENT,
+    "succeeded": S.PAID,
+    "canceled": S.CANCELLED,
+}
+
+
+def order_total(price: Decimal, quantity: int) -> Decimal:
+    return (price * quantity).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+
+
+def order_json(order: Order, drink_slug: str) -> dict[str, Any]:
+    return {
+        "id": str(order.id),
+        "drink": drink_slug,
+        "quantity": order.quantity,
+        "total": f"{order.total:.2f}",
+        "currency": order.currency,
+        "status": order.status,
+        "confirmation_url": order.confirmation_url or None,
+        "payment_error": order.payment_error or None,
+    }
+
+
+async def transition(order: Order, target: str, **fields: Any) -> bool:
+    """Move `order` to `target` if its stored status allows it; False (and no write) otherwise."""
+    now = timezone.now()
+    updated = await Order.objects.filter(pk=order.pk, status__in=ALLOWED_FROM[target]).aupdate(
+        status=target, updated_at=now, **fields
+    )
+    if updated:
+        order.status = target
+        order.updated_at = now
+        for name, value in fields.items():
+            setattr(order, name, value)
+    return bool(updated)
+
+
+async def pay(order: Order, drink_name: str, client: httpx.AsyncClient) -> None:
+    """Create (or, on retry, re-obtain) the order's payment and record the outcome on the order.
+
+    Raises PaymentProviderError after recording PAYMENT_FAILED, so the caller can report it.
+    """
+    body = payments.payment_request(
+        order_id=str(order.id),
+        total=order.total,
+        currency=order.currency,
+        description=f"Order {order.id}: {order.quantity} x {drink_name}",
+        return_url=settings.PAYMENT_RETURN_URL,
+    )
+    try:
+        payment = await payments.create_payment(client, key=payments.idempotence_key(str(order.id)), body=body)
+    except payments.PaymentProviderError as exc:
+        await transition(order, S.PAYMENT_FAILED, payment_error=exc.message[:200])
+        raise
+    target = PROVIDER_STATUS.get(payment.status, S.AWAITING_PAYMENT)
+    if not await transition(
+        order, target, payment_id=payment.id, confirmation_url=payment.confirmation_url, payment_error=""
+    ):
+        # A webhook got there first; report what is stored.
+        await order.arefresh_from_db()

@@ -1,0 +1,157 @@
+"""Client for the external payment provider, modelled on YooKassa's payments API (v3).
+
+One `httpx.AsyncClient` per event loop, so each Uvicorn worker process reuses its pooled
+keep-alive connections across requests. Every call is bounded as a whole by
+PAYMENT_PROVIDER_TIMEOUT (httpx's own timeouts are per phase, so a provider that trickles bytes
+could otherwise hold a request far longer): with Uvicorn workers nothing else bounds a request.
+"""
+
+import asyncio
+import weakref
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import httpx
+from django.conf import settings
+
+# Connections per worker process to the provider. Keep-alive matters: a fresh TCP connection per
+# payment doubles the provider round trips; waiting for a free connection counts in the timeout.
+POOL_LIMITS = httpx.Limits(max_connections=256, max_keepalive_connections=256, keepalive_expiry=30)
+
+
+class PaymentProviderError(Exception):
+    """The provider could not be used; `http_status` is what our client gets (502 or 504)."""
+
+    http_status = 502
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class ProviderUnavailable(PaymentProviderError):
+    """Connection refused/reset, or the provider answered with a 5xx / unexpected status."""
+
+
+class ProviderTimeout(PaymentProviderError):
+    """No complete answer within PAYMENT_PROVIDER_TIMEOUT."""
+
+    http_status = 504
+
+
+class ProviderBadResponse(PaymentProviderError):
+    """The provider answered 2xx but the body is not a payment object we understand."""
+
+
+@dataclass(frozen=True)
+class Payment:
+    """The fields of a provider payment object the shop relies on."""
+
+    id: str
+    status: str  # pending | waiting_for_capture | succeeded | canceled
+    amount: Decimal
+    currency: str
+    confirmation_url: str
+    order_id: str  # from metadata.order_id: ties the payment to our order
+
+
+def payment_request(*, order_id: str, total: Decimal, currency: str, description: str, return_url: str) -> dict[str, Any]:
+    """Body of POST /v3/payments: one-stage payment (capture=true) with a redirect confirmation."""
+    return {
+        "amount": {"value": f"{total:.2f}", "currency": currency},
+        "capture": True,
+        "confirmation": {"type": "redirect", "return_url": return_url},
+        "description": description[:128],
+        "metadata": {"order_id": order_id},
+    }
+
+
+def parse_payment(data: object) -> Payment:
+    """Validate a provider payment object; anything unexpected is a ProviderBadResponse."""
+    if not isinstance(data, dict):
+        raise ProviderBadResponse("payment provider returned a non-object JSON body")
+    try:
+        amount = data["amount"]
+        confirmation = data.get("confirmation") or {}
+        metadata = data.get("metadata") or {}
+        payment = Payment(
+            id=str(data["id"]),
+            status=str(data["status"]),
+            amount=Decimal(str(amount["value"])),
+            currency=str(amount["currency"]),
+            confirmation_url=str(confirmation.get("confirmation_url", "")),
+            order_id=str(metadata.get("order_id", "")),
+        )
+    except (KeyError, TypeError, AttributeError, InvalidOperation) as exc:
+        raise ProviderBadResponse(f"payment provider returned an invalid payment object ({exc!r})") from exc
+    if not payment.id:
+        raise ProviderBadResponse("payment provider returned a payment without id")
+    return payment
+
+
+def idempotence_key(order_id: str) -> str:
+    """The order's own id: every attempt to pay one order carries the same key, so the provider
+    answers a retry with the payment it already created instead of charging again."""
+    return f"order-{order_id}"
+
+
+_clients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient]" = weakref.WeakKeyDictionary()
+
+
+def _new_client() -> httpx.AsyncClient:
+    timeout = settings.PAYMENT_PROVIDER_TIMEOUT
+    return httpx.AsyncClient(
+        base_url=settings.PAYMENT_PROVIDER_URL,
+        auth=httpx.BasicAuth(settings.PAYMENT_SHOP_ID, settings.PAYMENT_SECRET_KEY),
+        timeout=httpx.Timeout(timeout),
+        limits=POOL_LIMITS,
+        headers={"User-Agent": "coffee-payments-server"},
+    )
+
+
+@asynccontextmanager
+async def provider_client(shared: bool) -> AsyncIterator[httpx.AsyncClient]:
+    """The worker's shared client when `shared` (long-lived ASGI event loop), else a client closed
+    after use: under WSGI Django runs each async view on a fresh, short-lived event loop, and a
+    pooled connection must not outlive its loop."""
+    if not shared:
+        async with _new_client() as client:
+            yield client
+        return
+    loop = asyncio.get_running_loop()
+    client = _clients.get(loop)
+    if client is None or client.is_closed:
+        client = _clients[loop] = _new_client()
+    yield client
+
+
+async def _call(client: httpx.AsyncClient, method: str, url: str, **kwargs: Any) -> Payment:
+    try:
+        async with asyncio.timeout(settings.PAYMENT_PROVIDER_TIMEOUT):
+            response = await client.request(method, url, **kwargs)
+    except (TimeoutError, httpx.TimeoutException) as exc:
+        raise ProviderTimeout(
+            f"payment provider did not answer within {settings.PAYMENT_PROVIDER_TIMEOUT:g} s"
+        ) from exc
+    except httpx.HTTPError as exc:
+        raise ProviderUnavailable(f"payment provider unreachable: {type(exc).__name__}") from exc
+    if response.status_code != 200:
+        raise ProviderUnavailable(f"payment provider answered HTTP {response.status_code}")
+    try:
+        data = response.json()
+    except ValueError as exc:
+        raise ProviderBadResponse("payment provider returned malformed JSON") from exc
+    return parse_payment(data)
+
+
+async def create_payment(client: httpx.AsyncClient, *, key: str, body: dict[str, Any]) -> Payment:
+    """POST /v3/payments with the Idempotence-Key header."""
+    return await _call(client, "POST", "/v3/payments", json=body, headers={"Idempotence-Key": key})
+
+
+async def fetch_payment(client: httpx.AsyncClient, payment_id: str) -> Payment:
+    """GET /v3/payments/{id}: the provider's authoritative view of a payment."""
+    return await _call(client, "GET", f"/v3/payments/{payment_id}")

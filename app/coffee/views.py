@@ -1,0 +1,138 @@
+"""The coffee API: async views, async ORM, one pooled async HTTP client per worker.
+
+The API is CSRF-exempt: it is a machine API that reads no cookies and no session, so there is
+no ambient browser credential for a cross-site request to abuse; the webhook is called by the
+payment provider, which cannot hold a CSRF token. The admin keeps Django's CSRF protection.
+"""
+
+import uuid
+
+from django.conf import settings
+from django.core.handlers.asgi import ASGIRequest
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+
+from coffee import menu, orders, payments, webhook
+from coffee.http import error, methods
+from coffee.models import Drink, Order, OrderStatus
+from coffee.validation import BadRequest, parse_notification, parse_order_request
+
+
+def _client(request: HttpRequest):  # noqa: ANN202 - async context manager
+    # Under ASGI the worker's event loop lives as long as the process: share one pooled client.
+    return payments.provider_client(shared=isinstance(request, ASGIRequest))
+
+
+async def _order_or_404(order_id: str) -> Order | JsonResponse:
+    try:
+        pk = uuid.UUID(order_id)
+    except ValueError:
+        return error(404, f"no order {order_id!r}")
+    try:
+        return await Order.objects.select_related("drink").aget(pk=pk)
+    except Order.DoesNotExist:
+        return error(404, f"no order {order_id!r}")
+
+
+def _payment_failed(order: Order, exc: payments.PaymentProviderError) -> JsonResponse:
+    return error(
+        exc.http_status,
+        exc.message,
+        order=orders.order_json(order, order.drink.slug),
+        retry=f"/api/orders/{order.id}/pay",
+    )
+
+
+@methods("GET", "HEAD")
+async def menu_view(request: HttpRequest) -> HttpResponse:
+    return HttpResponse(await menu.menu_bytes(), content_type="application/json")
+
+
+@csrf_exempt
+@methods("POST")
+async def create_order(request: HttpRequest) -> HttpResponse:
+    try:
+        wanted = parse_order_request(request.body)
+    except BadRequest as exc:
+        return error(400, exc.message, exc.field)
+    try:
+        drink = await Drink.objects.aget(slug=wanted.drink, available=True)
+    except Drink.DoesNotExist:
+        return error(404, f"no drink {wanted.drink!r} on the menu", "drink")
+    order = await Order.objects.acreate(
+        drink=drink,
+        quantity=wanted.quantity,
+        total=orders.order_total(drink.price, wanted.quantity),
+        currency=settings.PAYMENT_CURRENCY,
+    )
+    try:
+        async with _client(request) as client:
+            await orders.pay(order, drink.name, client)
+    except payments.PaymentProviderError as exc:
+        return _payment_failed(order, exc)
+    response = JsonResponse(orders.order_json(order, drink.slug), status=201)
+    response["Location"] = f"/api/orders/{order.id}"
+    return response
+
+
+@methods("GET", "HEAD")
+async def order_detail(request: HttpRequest, order_id: str) -> HttpResponse:
+    order = await _order_or_404(order_id)
+    if isinstance(order, JsonResponse):
+        return order
+    return JsonResponse(orders.order_json(order, order.drink.slug))
+
+
+@csrf_exempt
+@methods("POST")
+async def retry_payment(request: HttpRequest, order_id: str) -> HttpResponse:
+    """Pay an order whose payment could not be created; same Idempotence-Key, so never twice."""
+    order = await _order_or_404(order_id)
+    if isinstance(order, JsonResponse):
+        return order
+    if order.status not in orders.PAYABLE:
+        if order.status == OrderStatus.AWAITING_PAYMENT:  # already has its payment: idempotent
+            return JsonResponse(orders.order_json(order, order.drink.slug))
+        return error(409, f"order is {order.status}; nothing to pay", order=orders.order_json(order, order.drink.slug))
+    try:
+        async with _client(request) as client:
+            await orders.pay(order, order.drink.name, client)
+    except payments.PaymentProviderError as exc:
+        return _payment_failed(order, exc)
+    return JsonResponse(orders.order_json(order, order.drink.slug))
+
+
+@csrf_exempt
+@methods("POST")
+async def payment_webhook(request: HttpRequest) -> HttpResponse:
+    if not webhook.ip_allowed(request.META.get("REMOTE_ADDR", ""), settings.PAYMENT_WEBHOOK_ALLOWED_IPS):
+        return error(403, "notification source address not allowed")
+    try:
+        note = parse_notification(request.body)
+    except BadRequest as exc:
+        return error(400, exc.message, exc.field)
+    order = await Order.objects.select_related("drink").filter(payment_id=note.payment_id).afirst()
+    if order is None and note.order_id:
+        try:
+            order = await Order.objects.select_related("drink").aget(pk=uuid.UUID(note.order_id))
+        except (ValueError, Order.DoesNotExist):
+            order = None
+    if order is None:
+        return error(404, f"no order for payment {note.payment_id!r}", "object.id")
+    try:
+        async with _client(request) as client:
+            payment = await payments.fetch_payment(client, note.payment_id)
+    except payments.PaymentProviderError as exc:
+        # Not the sender's fault: a 5xx makes the provider deliver the notification again later.
+        return error(exc.http_status, f"cannot verify the notification: {exc.message}")
+    reason = webhook.mismatch(note, payment, order)
+    if reason is not None:
+        return error(409, f"notification rejected: {reason}", "event")
+    target = orders.PROVIDER_STATUS[payment.status]
+    if not await orders.transition(order, target, payment_id=payment.id):
+        return error(409, f"order is already {order.status}; notification ignored", "event")
+    return JsonResponse({"order": orders.order_json(order, order.drink.slug)})
+
+
+async def not_found(request: HttpRequest, path: str = "") -> HttpResponse:
+    return error(404, f"no API endpoint /api/{path}")
