@@ -21,8 +21,19 @@ class OrderAdmin(admin.ModelAdmin):
     list_select_related = ("drink",)
     date_hierarchy = "created_at"
     # Orders change state only through the payment flow; the admin shows them.
-    readonly_fields = ("id", "drink", "quantity", "total", "currency", "status", "payment_id",
-                       "confirmation_url", "payment_error", "created_at", "updated_at")
+    readonly_fields = (
+        "id",
+        "drink",
+        "quantity",
+        "total",
+        "currency",
+        "status",
+        "payment_id",
+        "confirmation_url",
+        "payment_error",
+        "created_at",
+        "updated_at",
+    )
 
-    def has_add_permission(self, request) -> bool:  # noqa: ANN001
+    def has_add_permission(self, request) -> bool:
         return False

@@ -24,7 +24,9 @@ def methods(*allowed: str) -> Callable[[AsyncView], AsyncView]:
         @wraps(view)
         async def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
             if request.method not in allowed:
-                response = error(405, f"method {request.method} not allowed; use {', '.join(allowed)}")
+                response = error(
+                    405, f"method {request.method} not allowed; use {', '.join(allowed)}"
+                )
                 response["Allow"] = ", ".join(allowed)
                 return response
             return await view(request, *args, **kwargs)

@@ -76,13 +76,19 @@ async def pay(order: Order, drink_name: str, client: httpx.AsyncClient) -> None:
         return_url=settings.PAYMENT_RETURN_URL,
     )
     try:
-        payment = await payments.create_payment(client, key=payments.idempotence_key(str(order.id)), body=body)
+        payment = await payments.create_payment(
+            client, key=payments.idempotence_key(str(order.id)), body=body
+        )
     except payments.PaymentProviderError as exc:
         await transition(order, S.PAYMENT_FAILED, payment_error=exc.message[:200])
         raise
     target = PROVIDER_STATUS.get(payment.status, S.AWAITING_PAYMENT)
     if not await transition(
-        order, target, payment_id=payment.id, confirmation_url=payment.confirmation_url, payment_error=""
+        order,
+        target,
+        payment_id=payment.id,
+        confirmation_url=payment.confirmation_url,
+        payment_error="",
     ):
         # A webhook got there first; report what is stored.
         await order.arefresh_from_db()

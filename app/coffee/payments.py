@@ -58,7 +58,9 @@ class Payment:
     order_id: str  # from metadata.order_id: ties the payment to our order
 
 
-def payment_request(*, order_id: str, total: Decimal, currency: str, description: str, return_url: str) -> dict[str, Any]:
+def payment_request(
+    *, order_id: str, total: Decimal, currency: str, description: str, return_url: str
+) -> dict[str, Any]:
     """Body of POST /v3/payments: one-stage payment (capture=true) with a redirect confirmation."""
     return {
         "amount": {"value": f"{total:.2f}", "currency": currency},
@@ -86,7 +88,9 @@ def parse_payment(data: object) -> Payment:
             order_id=str(metadata.get("order_id", "")),
         )
     except (KeyError, TypeError, AttributeError, InvalidOperation) as exc:
-        raise ProviderBadResponse(f"payment provider returned an invalid payment object ({exc!r})") from exc
+        raise ProviderBadResponse(
+            f"payment provider returned an invalid payment object ({exc!r})"
+        ) from exc
     if not payment.id:
         raise ProviderBadResponse("payment provider returned a payment without id")
     return payment
@@ -98,7 +102,9 @@ def idempotence_key(order_id: str) -> str:
     return f"order-{order_id}"
 
 
-_clients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient]" = weakref.WeakKeyDictionary()
+_clients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient]" = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def _new_client() -> httpx.AsyncClient:

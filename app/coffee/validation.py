@@ -52,7 +52,11 @@ def parse_order_request(body: bytes) -> OrderRequest:
     if not isinstance(drink, str) or not drink.strip():
         raise BadRequest("drink", "drink is required: the slug of a drink from GET /api/menu")
     quantity = data.get("quantity", 1)
-    if isinstance(quantity, bool) or not isinstance(quantity, int) or not 1 <= quantity <= MAX_QUANTITY:
+    if (
+        isinstance(quantity, bool)
+        or not isinstance(quantity, int)
+        or not 1 <= quantity <= MAX_QUANTITY
+    ):
         raise BadRequest("quantity", f"quantity must be an integer from 1 to {MAX_QUANTITY}")
     unknown = sorted(set(data) - {"drink", "quantity"})
     if unknown:

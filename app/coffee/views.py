@@ -18,7 +18,7 @@ from coffee.models import Drink, Order, OrderStatus
 from coffee.validation import BadRequest, parse_notification, parse_order_request
 
 
-def _client(request: HttpRequest):  # noqa: ANN202 - async context manager
+def _client(request: HttpRequest):
     # Under ASGI the worker's event loop lives as long as the process: share one pooled client.
     return payments.provider_client(shared=isinstance(request, ASGIRequest))
 
@@ -93,7 +93,11 @@ async def retry_payment(request: HttpRequest, order_id: str) -> HttpResponse:
     if order.status not in orders.PAYABLE:
         if order.status == OrderStatus.AWAITING_PAYMENT:  # already has its payment: idempotent
             return JsonResponse(orders.order_json(order, order.drink.slug))
-        return error(409, f"order is {order.status}; nothing to pay", order=orders.order_json(order, order.drink.slug))
+        return error(
+            409,
+            f"order is {order.status}; nothing to pay",
+            order=orders.order_json(order, order.drink.slug),
+        )
     try:
         async with _client(request) as client:
             await orders.pay(order, order.drink.name, client)
@@ -105,7 +109,9 @@ async def retry_payment(request: HttpRequest, order_id: str) -> HttpResponse:
 @csrf_exempt
 @methods("POST")
 async def payment_webhook(request: HttpRequest) -> HttpResponse:
-    if not webhook.ip_allowed(request.META.get("REMOTE_ADDR", ""), settings.PAYMENT_WEBHOOK_ALLOWED_IPS):
+    if not webhook.ip_allowed(
+        request.META.get("REMOTE_ADDR", ""), settings.PAYMENT_WEBHOOK_ALLOWED_IPS
+    ):
         return error(403, "notification source address not allowed")
     try:
         note = parse_notification(request.body)

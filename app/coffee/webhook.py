@@ -28,7 +28,7 @@ def ip_allowed(remote_addr: str, allowed: Sequence[str]) -> bool:
 
 
 def mismatch(notification: Notification, payment: Payment, order: Order) -> str | None:
-    """Why the provider's payment does not back this notification for this order (None if it does)."""
+    """Why the provider's payment does not back this notification (None when it does)."""
     if payment.id != notification.payment_id:
         return "provider returned a different payment"
     if payment.order_id != str(order.id):
@@ -36,5 +36,6 @@ def mismatch(notification: Notification, payment: Payment, order: Order) -> str 
     if payment.amount != order.total or payment.currency != order.currency:
         return "payment amount does not match the order"
     if payment.status != notification.expected_status:
-        return f"provider reports payment status {payment.status!r}, not {notification.expected_status!r}"
+        expected = notification.expected_status
+        return f"provider reports payment status {payment.status!r}, not {expected!r}"
     return None

@@ -82,8 +82,14 @@ class FakeProvider:
         sock.listen(2048)
         self.port = sock.getsockname()[1]
         config = uvicorn.Config(
-            self.app, interface="asgi3", proxy_headers=False, log_level="warning", access_log=False, lifespan="off",
-            timeout_graceful_shutdown=1, backlog=2048,
+            self.app,
+            interface="asgi3",
+            proxy_headers=False,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            timeout_graceful_shutdown=1,
+            backlog=2048,
         )
         server = uvicorn.Server(config)
         started = threading.Event()
@@ -96,7 +102,9 @@ class FakeProvider:
             await task
 
         self._server = server
-        self._thread = threading.Thread(target=asyncio.run, args=(serve(),), name="fake-provider", daemon=True)
+        self._thread = threading.Thread(
+            target=asyncio.run, args=(serve(),), name="fake-provider", daemon=True
+        )
         self._thread.start()
         if not started.wait(10):
             raise RuntimeError("fake provider did not start within 10 s")
@@ -164,7 +172,9 @@ class FakeProvider:
                     "return_url": (body.get("confirmation") or {}).get("return_url", ""),
                     "confirmation_url": f"{self.url}/checkout/{payment_id}",
                 },
-                "created_at": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+                "created_at": datetime.now(UTC)
+                .isoformat(timespec="milliseconds")
+                .replace("+00:00", "Z"),
                 "description": body.get("description", ""),
                 "metadata": body.get("metadata") or {},
                 "recipient": {"account_id": "test-shop", "gateway_id": "fake"},
@@ -175,19 +185,29 @@ class FakeProvider:
             self.payment_by_key[key] = payment_id
         return 200, payment
 
-    async def _api(self, method: str, path: str, headers: dict[bytes, bytes], body: bytes) -> tuple[int, Any]:
+    async def _api(
+        self, method: str, path: str, headers: dict[bytes, bytes], body: bytes
+    ) -> tuple[int, Any]:
         if headers.get(b"authorization", b"").decode() != self.credentials:
             return 401, {"type": "error", "code": "invalid_credentials"}
         if method == "POST" and path == "/v3/payments":
             key = headers.get(b"idempotence-key", b"").decode()
             if not key:
-                return 400, {"type": "error", "code": "invalid_request", "parameter": "Idempotence-Key"}
+                return 400, {
+                    "type": "error",
+                    "code": "invalid_request",
+                    "parameter": "Idempotence-Key",
+                }
             with self._lock:
                 self.requests_by_key[key] += 1
             try:
                 data = json.loads(body)
             except ValueError:
-                return 400, {"type": "error", "code": "invalid_request", "description": "body is not JSON"}
+                return 400, {
+                    "type": "error",
+                    "code": "invalid_request",
+                    "description": "body is not JSON",
+                }
             if self.mode == "error":
                 return 500, {"type": "error", "code": "internal_server_error"}
             status, payment = self._create(key, data if isinstance(data, dict) else {})
@@ -223,7 +243,12 @@ class FakeProvider:
             self.latency_ms = float(data.get("latency_ms", self.latency_ms))
             return 200, {"mode": self.mode, "latency_ms": self.latency_ms}
         parts = path.split("/")  # ["", "_fake", "payments", id, action]
-        if method == "POST" and len(parts) == 5 and parts[2] == "payments" and parts[4] in ("succeed", "cancel"):
+        if (
+            method == "POST"
+            and len(parts) == 5
+            and parts[2] == "payments"
+            and parts[4] in ("succeed", "cancel")
+        ):
             if parts[3] not in self.payments:
                 return 404, {"error": "no such payment"}
             return 200, self.settle(parts[3], "succeeded" if parts[4] == "succeed" else "canceled")
@@ -247,16 +272,23 @@ class FakeProvider:
                 await asyncio.sleep(self.latency_ms / 1000)
             status, payload = await self._api(method, path, dict(scope["headers"]), body)
         raw = payload.encode() if isinstance(payload, str) else json.dumps(payload).encode()
-        await send({
-            "type": "http.response.start",
-            "status": status,
-            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(raw)).encode())],
-        })
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(raw)).encode()),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": raw})
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Fake YooKassa-style payment provider on 127.0.0.1.")
+    parser = argparse.ArgumentParser(
+        description="Fake YooKassa-style payment provider on 127.0.0.1."
+    )
     parser.add_argument("--port", type=int, default=8090, help="0 picks a free port (printed)")
     parser.add_argument("--latency-ms", type=float, default=0, help="delay of every API answer")
     parser.add_argument("--mode", choices=MODES[:-1], default="ok")
@@ -265,10 +297,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--secret-key", default="test-secret")
     args = parser.parse_args(argv)
     fake = FakeProvider(
-        port=args.port, latency_ms=args.latency_ms, mode=args.mode, slow_seconds=args.slow_seconds,
-        shop_id=args.shop_id, secret_key=args.secret_key,
+        port=args.port,
+        latency_ms=args.latency_ms,
+        mode=args.mode,
+        slow_seconds=args.slow_seconds,
+        shop_id=args.shop_id,
+        secret_key=args.secret_key,
     ).start()
-    print(f"fake provider listening on {fake.url} (latency {args.latency_ms:g} ms, mode {args.mode})", flush=True)
+    print(
+        f"fake provider listening on {fake.url} (latency {args.latency_ms:g} ms, mode {args.mode})",
+        flush=True,
+    )
     try:
         threading.Event().wait()
     except KeyboardInterrupt:

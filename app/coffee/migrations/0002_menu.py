@@ -14,14 +14,14 @@ MENU = [
 ]
 
 
-def add_menu(apps, schema_editor) -> None:  # noqa: ANN001
+def add_menu(apps, schema_editor) -> None:
     drink = apps.get_model("coffee", "Drink")
     for slug, name, price in MENU:
         # get_or_create: never overwrite a price already changed in the admin.
         drink.objects.get_or_create(slug=slug, defaults={"name": name, "price": price})
 
 
-def remove_menu(apps, schema_editor) -> None:  # noqa: ANN001
+def remove_menu(apps, schema_editor) -> None:
     drink = apps.get_model("coffee", "Drink")
     drink.objects.filter(slug__in=[slug for slug, _, _ in MENU], orders__isnull=True).delete()
 
