@@ -1,16 +1,45 @@
-"""Settings for the Coffee Payments Server, read from the environment (12-factor)."""
+"""Settings for the Coffee Payments Server, read from the environment (12-factor).
 
+Two run modes (``RUN_MODE``): ``production`` (default) and ``development``.
+Production refuses to start without ``DJANGO_SECRET_KEY`` and turns on Django's
+security settings; development (or ``DJANGO_DEBUG=true``) gets a throwaway key so
+tests and local work need no set-up. Every variable is documented in the module
+docstring of ``app/gunicorn.conf.py`` (the operator writes the same names).
+"""
+
+from __future__ import annotations
+
+import os
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
+
+from coffee_payment.logconfig import logging_dict, resolve_level
+from coffee_payment.runtime_env import debug_enabled, resolve_run_mode
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 env = environ.Env()
 
-RUN_MODE = env.str("RUN_MODE", default="production")
-DEBUG = env.bool("DJANGO_DEBUG", default=False)
-SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="dev-only-insecure-key")
-ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1"])
+# Invalid RUN_MODE/LOG_LEVEL fall back to their defaults here silently: the
+# entrypoint (coffee_payment.preflight) and gunicorn.conf.py log the warning once.
+RUN_MODE, _ = resolve_run_mode(os.environ)
+DEBUG = debug_enabled(os.environ, RUN_MODE)
+# Production is "not development and not debug": only then is a real secret mandatory
+# and the HTTPS/cookie hardening switched on.
+PRODUCTION = RUN_MODE == "production" and not DEBUG
+
+SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="")
+if not SECRET_KEY:
+    if PRODUCTION:
+        raise ImproperlyConfigured(
+            "DJANGO_SECRET_KEY is required in production (RUN_MODE=production): set it to a "
+            "long random value, e.g. python -c 'import secrets; print(secrets.token_urlsafe(50))'"
+        )
+    SECRET_KEY = "development-only-insecure-key-never-use-in-production-" + "x" * 16
+
+ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -25,6 +54,9 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # WhiteNoise only for /static/: a thin async-capable wrapper keeps the other
+    # requests off the thread-hop path that a sync-only middleware would force.
+    "coffee_payment.middleware.StaticFilesMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -51,12 +83,65 @@ TEMPLATES = [
     },
 ]
 
+# SQLite file is the embedded default; production deployments point DATABASE_URL at
+# PostgreSQL (postgres://user:pass@host:5432/name). django-environ parses the URL.
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Bound the connect time so a blackholed database makes readiness fail fast
+    # instead of hanging the probe.
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        # Compressed + hashed names in production (collectstatic runs in the image
+        # build); plain storage elsewhere so dev/tests need no collectstatic.
+        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        if PRODUCTION and (STATIC_ROOT / "staticfiles.json").exists()
+        else "django.contrib.staticfiles.storage.StaticFilesStorage",
+    },
+}
 
 USE_TZ = True
 TIME_ZONE = "UTC"
 LANGUAGE_CODE = "en-us"
+
+# --- security (production) ---
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+if PRODUCTION:
+    # TLS ends at the ingress/load balancer, which sets X-Forwarded-Proto.
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=True)
+    # Kubelet probes and in-cluster health checks speak plain HTTP.
+    SECURE_REDIRECT_EXEMPT = [r"^health(/ready)?$"]
+    SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=31_536_000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+
+# --- logging ---
+LOG_LEVEL, _ = resolve_level(os.environ.get("LOG_LEVEL"))
+# JSON lines in production, the same layout gunicorn.conf.py gives Gunicorn's loggers.
+LOGGING = logging_dict(LOG_LEVEL, json=PRODUCTION)
+
+# --- payments --- (coffee API, issue 6: the external payment provider, YooKassa-style API)
+# Base URL of the provider's API (the client calls {URL}/v3/payments).
+PAYMENT_PROVIDER_URL = env.str("PAYMENT_PROVIDER_URL", default="http://127.0.0.1:8090")
+# Bound, in seconds, on each whole call to the provider (connect + send + answer).
+PAYMENT_PROVIDER_TIMEOUT = env.float("PAYMENT_PROVIDER_TIMEOUT", default=5.0)
+# Basic-auth credentials at the provider (YooKassa: shop id and secret key).
+PAYMENT_SHOP_ID = env.str("PAYMENT_SHOP_ID", default="")
+PAYMENT_SECRET_KEY = env.str("PAYMENT_SECRET_KEY", default="")
+PAYMENT_CURRENCY = env.str("PAYMENT_CURRENCY", default="RUB")
+# Where the provider sends the customer after the payment page.
+PAYMENT_RETURN_URL = env.str("PAYMENT_RETURN_URL", default="http://localhost:8000/")
+# Optional source networks (CIDRs) allowed to POST /api/payments/webhook; empty = any
+# (notifications are verified with the provider either way, see coffee.webhook).
+PAYMENT_WEBHOOK_ALLOWED_IPS = env.list("PAYMENT_WEBHOOK_ALLOWED_IPS", default=[])
+# How long each worker reuses its rendered GET /api/menu before reading the database again.
+MENU_CACHE_SECONDS = env.float("MENU_CACHE_SECONDS", default=5.0)

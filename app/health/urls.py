@@ -1,3 +1,10 @@
-"""Probe endpoints (owned by the runtime work: liveness and readiness)."""
+"""Probe endpoints, mounted at ``/health`` (liveness) and ``/health/ready`` (readiness)."""
 
-urlpatterns: list = []
+from django.urls import path
+
+from health import views
+
+urlpatterns = [
+    path("", views.live, name="health-live"),
+    path("/ready", views.ready, name="health-ready"),
+]
