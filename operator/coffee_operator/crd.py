@@ -1,0 +1,41 @@
+"""Access to the CoffeeServer CRD shipped with the package.
+
+``crds/coffeeserver.yaml`` in the repository is the single source. The package
+holds ``crd.yaml``, a symlink to it, declared as package data: an editable
+install reads the repository file directly, and building a wheel copies the
+file's content (setuptools follows the link), so an installed operator and
+``coffee-operator crd`` still have it. No generated copy can drift.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import yaml
+
+_RESOURCE = "crd.yaml"
+
+
+def crd_text() -> str:
+    """The CRD as YAML text, exactly as in ``crds/coffeeserver.yaml``."""
+    return resources.files(__package__).joinpath(_RESOURCE).read_text(encoding="utf-8")
+
+
+@cache
+def _crd() -> dict[str, Any]:
+    return yaml.safe_load(crd_text())
+
+
+def load_crd() -> dict[str, Any]:
+    """The parsed CRD (a fresh deep copy is not needed by callers that only read)."""
+    return _crd()
+
+
+def version_schema(version: str = "v1alpha1") -> dict[str, Any]:
+    """The openAPIV3Schema of ``version``."""
+    for v in _crd()["spec"]["versions"]:
+        if v["name"] == version:
+            return v["schema"]["openAPIV3Schema"]
+    raise KeyError(f"CRD has no version {version}")
