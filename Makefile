@@ -22,8 +22,10 @@ system-deps:
 test: system-deps $(STAMP)
 	$(VENV)/bin/pytest
 
-demo: $(STAMP)
-	$(VENV)/bin/python scripts/demo.py
+# Go is needed to build the local control plane on first use (hence system-deps).
+# Extra options: make demo DEMO_ARGS="--operator-logs" (see scripts/demo.py --help).
+demo: system-deps $(STAMP)
+	$(VENV)/bin/python scripts/demo.py $(DEMO_ARGS)
 
 cluster: $(STAMP)
 	$(VENV)/bin/python -m tests.cluster.localcluster up
