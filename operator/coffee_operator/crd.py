@@ -9,6 +9,7 @@ file's content (setuptools follows the link), so an installed operator and
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -39,3 +40,23 @@ def version_schema(version: str = "v1alpha1") -> dict[str, Any]:
         if v["name"] == version:
             return v["schema"]["openAPIV3Schema"]
     raise KeyError(f"CRD has no version {version}")
+
+
+def walk(node: dict[str, Any], path: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Yield (path, schema) for ``node`` and every schema below it, depth first.
+
+    Paths use the notation of :data:`coffee_operator.spec.FIELDS`: ``.`` for
+    properties, ``[]`` for array items, ``{}`` for map values.
+    """
+    yield path, node
+    for name, child in node.get("properties", {}).items():
+        yield from walk(child, f"{path}.{name}")
+    if "items" in node:
+        yield from walk(node["items"], f"{path}[]")
+    if isinstance(node.get("additionalProperties"), dict):
+        yield from walk(node["additionalProperties"], f"{path}{{}}")
+
+
+def spec_fields() -> list[tuple[str, dict[str, Any]]]:
+    """Every schema node under ``spec`` (excluding ``spec`` itself), in CRD order."""
+    return list(walk(version_schema()["properties"]["spec"], "spec"))[1:]

@@ -102,6 +102,14 @@ FIELDS: tuple[Field, ...] = (
     Field("spec.service.port", "integer", default=80, minimum=1, maximum=65535),
 )
 FIELDS_BY_PATH: dict[str, Field] = {f.path: f for f in FIELDS}
+
+#: Defaults that depend on other fields, so no schema ``default`` can express them;
+#: resolved by :func:`coffee_operator.config.effective_config`, shown in the docs.
+COMPUTED_DEFAULTS: dict[str, str] = {
+    "spec.gunicorn.workers": "floor(2 x CPU limit) + 1, else from the CPU request, else 4",
+    "spec.gunicorn.gracefulTimeout": "= timeout",
+    "spec.terminationGracePeriodSeconds": "gracefulTimeout + 10 (5s preStop + 5s margin)",
+}
 _ROOT = Field("spec", "object")
 
 
