@@ -1,0 +1,35 @@
+"""kopf's diff-base kept in memory instead of an annotation on every CoffeeServer.
+
+kopf's default ``AnnotationsDiffBaseStorage`` writes ``last-handled-configuration``
+into each CR after every create/update: one more PATCH per change and one more watch
+event to process. Our handlers are level-triggered (each run converges the whole
+object from scratch), so the diff-base only has to tell kopf "this spec was already
+handled" within one process. After a restart every CR is simply handled once more,
+which is exactly a resync: it compares and writes nothing if nothing drifted.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kopf
+
+
+class MemoryDiffBaseStorage(kopf.DiffBaseStorage):
+    """Last handled essence per object uid, in this process only."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._essences: dict[str, Any] = {}
+
+    def fetch(self, *, body: kopf.Body) -> kopf.BodyEssence | None:
+        return self._essences.get(body.metadata.uid or "")
+
+    def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: kopf.BodyEssence) -> None:
+        self._essences[body.metadata.uid or ""] = essence
+
+    def forget(self, uid: str) -> None:
+        self._essences.pop(uid, None)
+
+    def __len__(self) -> int:
+        return len(self._essences)
