@@ -53,6 +53,8 @@ class Field:
     min_length: int | None = None
     max_length: int | None = None
     max_items: int | None = None
+    #: arrays only: item key that must be unique (x-kubernetes-list-type: map)
+    unique_key: str | None = None
     #: object whose content is passed through unchecked (x-kubernetes-preserve-unknown-fields)
     free_form: bool = False
 
@@ -68,7 +70,7 @@ def _ref(prefix: str) -> list[Field]:
 FIELDS: tuple[Field, ...] = (
     Field("spec.image", "string", required=True, min_length=1, max_length=1024),
     Field("spec.imagePullPolicy", "string", enum=PULL_POLICIES),
-    Field("spec.imagePullSecrets", "array", max_items=16),
+    Field("spec.imagePullSecrets", "array", max_items=16, unique_key="name"),
     Field("spec.imagePullSecrets[]", "object"),
     Field("spec.imagePullSecrets[].name", "string", required=True, min_length=1, max_length=253),
     Field("spec.replicas", "integer", default=2, minimum=0, maximum=INT32_MAX),
@@ -86,7 +88,7 @@ FIELDS: tuple[Field, ...] = (
     Field("spec.gunicorn.maxRequestsJitter", "integer", default=0, minimum=0, maximum=INT32_MAX),
     Field("spec.terminationGracePeriodSeconds", "integer", minimum=1, maximum=86400),
     Field("spec.runMode", "string", default="production", enum=RUN_MODES),
-    Field("spec.env", "array", max_items=256),
+    Field("spec.env", "array", max_items=256, unique_key="name"),
     Field("spec.env[]", "object"),
     Field("spec.env[].name", "string", required=True, min_length=1, max_length=256),
     Field("spec.env[].value", "string"),
@@ -197,7 +199,18 @@ def _check(value: Any, rule: Field, where: str) -> Any:
         if rule.max_items is not None and len(value) > rule.max_items:
             raise SpecError(where, f"must have at most {rule.max_items} items, has {len(value)}")
         item = FIELDS_BY_PATH[rule.path + "[]"]
-        return [_check(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
+        items = [_check(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
+        if rule.unique_key:
+            seen: dict[Any, int] = {}
+            for i, entry in enumerate(items):
+                key = entry[rule.unique_key]
+                if key in seen:
+                    raise SpecError(
+                        f"{where}[{i}].{rule.unique_key}",
+                        f"duplicate {rule.unique_key} {key!r} (also {where}[{seen[key]}])",
+                    )
+                seen[key] = i
+        return items
     if kind == "boolean":
         if not isinstance(value, bool):
             raise SpecError(where, f"must be true or false, not {_typename(value)} {value!r}")
@@ -230,7 +243,6 @@ def _typename(value: Any) -> str:
 
 
 def _check_env(env: list[dict[str, Any]]) -> None:
-    seen: dict[str, int] = {}
     for i, item in enumerate(env):
         name = item["name"]
         where = f"spec.env[{i}]"
@@ -242,11 +254,6 @@ def _check_env(env: list[dict[str, Any]]) -> None:
                 f"{name} is set by the operator from the spec; set it through "
                 f"spec.gunicorn / spec.port / spec.runMode instead",
             )
-        if name in seen:
-            raise SpecError(
-                f"{where}.name", f"duplicate env var {name!r} (also spec.env[{seen[name]}])"
-            )
-        seen[name] = i
         if "value" in item and "valueFrom" in item:
             raise SpecError(f"{where}.valueFrom", "cannot be set together with value")
 
