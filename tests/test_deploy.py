@@ -1,0 +1,410 @@
+"""deploy/ against the real control plane: the install is accepted by the API server, the
+operator's ServiceAccount can do exactly what the operator needs (and nothing more), and two
+replicas running as that ServiceAccount with kopf peering have exactly one active and fail
+over when it stops."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.cluster.localcluster import LocalCluster
+from tests.deploy_support import REPO, VENV_BIN, load_docs
+
+pytestmark = pytest.mark.cluster
+
+NS = "coffee-operator"  # the cluster-wide install's namespace
+NAMESPACED_NS = "coffee"  # deploy/namespaced/'s namespace
+SA = f"system:serviceaccount:{NS}:coffee-operator"
+NAMESPACED_SA = f"system:serviceaccount:{NAMESPACED_NS}:coffee-operator"
+PEERING = "coffee-operator"
+KOPF_CRDS = ("clusterkopfpeerings.kopf.dev", "kopfpeerings.kopf.dev")
+# What every authenticated identity may do anyway (system:basic-user and friends).
+BASELINE_GROUPS = {"authorization.k8s.io", "authentication.k8s.io"}
+
+# (apiGroup, resource, resourceName or "*", verb): the operator's calls, and kopf's.
+NAMESPACED_RULES = {
+    *{("coffee.example.com", "coffeeservers", "*", v) for v in ("get", "list", "watch", "patch")},
+    ("coffee.example.com", "coffeeservers/status", "*", "patch"),
+    *{("apps", "deployments", "*", v) for v in ("list", "watch", "create", "patch")},
+    *{("", "services", "*", v) for v in ("list", "watch", "create", "patch", "delete")},
+    ("", "events", "*", "create"),
+}
+CLUSTER_RULES = {
+    *NAMESPACED_RULES,
+    ("apiextensions.k8s.io", "customresourcedefinitions", "*", "list"),
+    ("apiextensions.k8s.io", "customresourcedefinitions", "*", "watch"),
+    ("kopf.dev", "clusterkopfpeerings", "*", "list"),
+    ("kopf.dev", "clusterkopfpeerings", "*", "watch"),
+    ("kopf.dev", "clusterkopfpeerings", PEERING, "get"),
+    ("kopf.dev", "clusterkopfpeerings", PEERING, "patch"),
+}
+ROLE_RULES = {
+    *NAMESPACED_RULES,
+    ("kopf.dev", "kopfpeerings", "*", "list"),
+    ("kopf.dev", "kopfpeerings", "*", "watch"),
+    ("kopf.dev", "kopfpeerings", PEERING, "get"),
+    ("kopf.dev", "kopfpeerings", PEERING, "patch"),
+}
+
+
+def wait_for(what: str, condition: Callable[[], bool], timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(0.25)
+
+
+def apply_kustomization(cluster: LocalCluster, root: str) -> subprocess.CompletedProcess[str]:
+    """`kubectl apply -k ROOT` as the README says; a second pass only for the known CRD race.
+
+    kubectl resolves every object's kind before creating any, so a custom resource whose
+    CRD is created by the same apply is reported as "ensure CRDs are installed first"."""
+    result = cluster.kubectl("apply", "-k", str(REPO / root), check=False)
+    if result.returncode != 0 and "ensure CRDs are installed first" in result.stderr:
+        cluster.kubectl("wait", "--for=condition=Established", *[f"crd/{c}" for c in KOPF_CRDS])
+        result = cluster.kubectl("apply", "-k", str(REPO / root), check=False)
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+@pytest.fixture(scope="module")
+def prerequisites(cluster: LocalCluster) -> LocalCluster:
+    """What a server-side dry run cannot create for itself: CRDs and namespaces.
+
+    (A dry run persists nothing, so objects in a namespace created by the same dry run, or
+    of a kind whose CRD it creates, are rejected; a real apply creates them in order.)"""
+    cluster.kubectl("apply", "-k", str(REPO / "crds"))
+    cluster.kubectl(
+        "apply",
+        "-f", str(REPO / "deploy/common/kopf-peering-crds.yaml"),
+        "-f", str(REPO / "deploy/namespace.yaml"),
+        "-f", str(REPO / "deploy/namespaced/namespace.yaml"),
+    )
+    cluster.kubectl("wait", "--for=condition=Established", *[f"crd/{c}" for c in KOPF_CRDS])
+    return cluster
+
+
+@pytest.mark.parametrize("root", ["deploy", "deploy/namespaced"])
+def test_server_side_dry_run_accepts_the_install(prerequisites: LocalCluster, root: str) -> None:
+    result = prerequisites.kubectl(
+        "apply", "-k", str(REPO / root), "--dry-run=server", check=False
+    )
+    assert result.returncode == 0, result.stderr
+    # No warnings either: the namespaces warn on anything below Pod Security "restricted".
+    assert "Warning" not in result.stderr, result.stderr
+    built = load_docs(prerequisites.kubectl("kustomize", str(REPO / root)).stdout)
+    lines = [line for line in result.stdout.splitlines() if line.strip()]
+    assert len(lines) == len(built), result.stdout
+    assert all(line.endswith("(server dry run)") for line in lines), result.stdout
+
+
+def test_dry_run_would_catch_a_weaker_pod(prerequisites: LocalCluster) -> None:
+    """The no-warning check above can fail: a privileged operator pod is flagged."""
+    docs = load_docs(prerequisites.kubectl("kustomize", str(REPO / "deploy")).stdout)
+    deployment = next(d for d in docs if d["kind"] == "Deployment")
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    container["securityContext"]["privileged"] = True
+    result = prerequisites.kubectl(
+        "apply", "--dry-run=server", "-f", "-", input=json.dumps(deployment), check=False
+    )
+    assert "would violate PodSecurity" in result.stderr, result.stderr
+
+
+@pytest.fixture(scope="module")
+def installed(prerequisites: LocalCluster) -> LocalCluster:
+    """The cluster-wide install, applied for real (operator pods are simulated by kwok)."""
+    apply_kustomization(prerequisites, "deploy")
+    return prerequisites
+
+
+def rules_of(cluster: LocalCluster, user: str, namespace: str) -> set[tuple[str, str, str, str]]:
+    """Everything `user` may do in `namespace` (SelfSubjectRulesReview, impersonated)."""
+    review = {
+        "apiVersion": "authorization.k8s.io/v1",
+        "kind": "SelfSubjectRulesReview",
+        "spec": {"namespace": namespace},
+    }
+    result = cluster.kubectl(
+        "create", "-f", "-", "-o", "json", f"--as={user}", input=json.dumps(review)
+    )
+    status = json.loads(result.stdout)["status"]
+    assert not status.get("incomplete"), status
+    found = set()
+    for rule in status["resourceRules"]:
+        for group in rule.get("apiGroups", []):
+            if group in BASELINE_GROUPS:
+                continue
+            for resource in rule["resources"]:
+                for name in rule.get("resourceNames") or ["*"]:
+                    for verb in rule["verbs"]:
+                        found.add((group, resource, name, verb))
+    return found
+
+
+def can_i(cluster: LocalCluster, user: str, *args: str) -> bool:
+    result = cluster.kubectl("auth", "can-i", *args, f"--as={user}", check=False)
+    assert result.stdout.strip() in {"yes", "no"}, result.stdout + result.stderr
+    return result.stdout.strip() == "yes"
+
+
+def test_operator_deployment_becomes_available(installed: LocalCluster) -> None:
+    """Both replicas are admitted in a namespace that enforces Pod Security "restricted"."""
+    installed.kubectl(
+        "-n", NS, "rollout", "status", "deployment/coffee-operator", "--timeout=120s"
+    )
+    deployment = json.loads(
+        installed.kubectl("-n", NS, "get", "deployment/coffee-operator", "-o", "json").stdout
+    )
+    assert deployment["status"]["availableReplicas"] == 2
+    labels = json.loads(installed.kubectl("get", "namespace", NS, "-o", "json").stdout)
+    assert labels["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+
+
+@pytest.mark.parametrize("namespace", ["default", "shop-any-namespace"])
+def test_cluster_wide_service_account_has_exactly_the_needed_rules(
+    installed: LocalCluster, namespace: str
+) -> None:
+    assert rules_of(installed, SA, namespace) == CLUSTER_RULES
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("patch", "coffeeservers.coffee.example.com", "--subresource=status", "-n", "shop"),
+        ("watch", "coffeeservers.coffee.example.com", "--all-namespaces"),
+        ("create", "deployments.apps", "-n", "shop"),
+        ("patch", "deployments.apps", "-n", "shop"),
+        ("delete", "services", "-n", "shop"),
+        ("create", "events", "-n", "shop"),
+        ("watch", "customresourcedefinitions.apiextensions.k8s.io"),
+        ("patch", f"clusterkopfpeerings.kopf.dev/{PEERING}"),
+    ],
+    ids=lambda a: " ".join(a[:2]),
+)
+def test_service_account_can(installed: LocalCluster, args: tuple[str, ...]) -> None:
+    assert can_i(installed, SA, *args)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("get", "secrets", "-n", "shop"),
+        ("list", "secrets", "--all-namespaces"),
+        ("get", "secrets", "-n", NS),
+        ("delete", "namespaces"),
+        ("create", "namespaces"),
+        ("get", "configmaps", "-n", "shop"),
+        ("create", "pods", "-n", "shop"),
+        ("create", "pods/exec", "-n", "shop"),
+        ("delete", "deployments.apps", "-n", "shop"),
+        ("update", "deployments.apps", "-n", "shop"),
+        ("create", "coffeeservers.coffee.example.com", "-n", "shop"),
+        ("delete", "coffeeservers.coffee.example.com", "-n", "shop"),
+        ("patch", "clusterkopfpeerings.kopf.dev/someone-else"),
+        ("delete", "customresourcedefinitions.apiextensions.k8s.io"),
+        ("create", "clusterrolebindings.rbac.authorization.k8s.io"),
+        ("impersonate", "serviceaccounts", "-n", "shop"),
+    ],
+    ids=lambda a: " ".join(a[:2]),
+)
+def test_service_account_cannot(installed: LocalCluster, args: tuple[str, ...]) -> None:
+    assert not can_i(installed, SA, *args)
+
+
+@pytest.fixture(scope="module")
+def installed_namespaced(prerequisites: LocalCluster) -> LocalCluster:
+    apply_kustomization(prerequisites, "deploy/namespaced")
+    return prerequisites
+
+
+def test_namespaced_variant_is_role_only(installed_namespaced: LocalCluster) -> None:
+    cluster = installed_namespaced
+    assert rules_of(cluster, NAMESPACED_SA, NAMESPACED_NS) == ROLE_RULES
+    # Outside its namespace, and cluster-wide, it may do nothing at all.
+    assert rules_of(cluster, NAMESPACED_SA, "default") == set()
+    assert can_i(cluster, NAMESPACED_SA, "create", "deployments.apps", "-n", NAMESPACED_NS)
+    assert not can_i(cluster, NAMESPACED_SA, "create", "deployments.apps", "-n", "default")
+    crds = "customresourcedefinitions.apiextensions.k8s.io"
+    assert not can_i(cluster, NAMESPACED_SA, "list", crds)
+    assert not can_i(cluster, NAMESPACED_SA, "list", "namespaces")
+    bindings = json.loads(
+        cluster.kubectl("get", "clusterrolebindings", "-o", "json").stdout
+    )["items"]
+    assert not [
+        b for b in bindings
+        for s in b.get("subjects") or []
+        if s.get("namespace") == NAMESPACED_NS and s.get("name") == "coffee-operator"
+    ]
+
+
+# --------------------------------------------------------------------------- the real operator
+
+
+def service_account_kubeconfig(cluster: LocalCluster, directory: Path) -> Path:
+    """A kubeconfig that authenticates as the operator's ServiceAccount (a bound token)."""
+    token = cluster.kubectl(
+        "-n", NS, "create", "token", "coffee-operator", "--duration=1h"
+    ).stdout.strip()
+    admin = yaml.safe_load(Path(cluster.kubeconfig).read_text())
+    server = admin["clusters"][0]["cluster"]
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "local", "cluster": server}],
+        "users": [{"name": "coffee-operator", "user": {"token": token}}],
+        "contexts": [{"name": "sa", "context": {"cluster": "local", "user": "coffee-operator"}}],
+        "current-context": "sa",
+    }
+    path = directory / "sa-kubeconfig"
+    path.write_text(yaml.safe_dump(config))
+    path.chmod(0o600)
+    return path
+
+
+class Replica:
+    """One `coffee-operator run` with the Deployment's own arguments, as a given pod name."""
+
+    def __init__(self, name: str, kubeconfig: Path, log_dir: Path):
+        self.name = name
+        self.log_path = log_dir / f"{name}.log"
+        args = load_docs((REPO / "deploy/common/deployment.yaml").read_text())[0]
+        container = args["spec"]["template"]["spec"]["containers"][0]
+        # Same args as in the cluster, except the liveness port (two processes, one host).
+        self.args = [a for a in container["args"] if not a.startswith("--liveness")]
+        env = {
+            **os.environ,
+            "KUBECONFIG": str(kubeconfig),
+            "POD_NAME": name,
+            "POD_NAMESPACE": NS,
+            "PYTHONUNBUFFERED": "1",
+        }
+        env.pop("COFFEE_OPERATOR_PRIORITY", None)
+        self.log = self.log_path.open("w")
+        self.proc = subprocess.Popen(
+            [str(VENV_BIN / "coffee-operator"), *self.args],
+            env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+
+    def text(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self.log.close()
+
+
+@pytest.fixture
+def replicas(installed: LocalCluster, tmp_path: Path) -> Iterator[tuple[Replica, Replica]]:
+    # (The in-cluster replicas are kwok-simulated pods: no process runs, so they never join
+    # the peering. These two real processes play the Deployment's two replicas.)
+    kubeconfig = service_account_kubeconfig(installed, tmp_path)
+    pair = (Replica("replica-a", kubeconfig, tmp_path), Replica("replica-b", kubeconfig, tmp_path))
+    try:
+        yield pair
+    finally:
+        for replica in pair:
+            replica.stop()
+
+
+def events_by_instance(cluster: LocalCluster, namespace: str, name: str) -> dict[str, set[str]]:
+    """reportingInstance -> reasons of the Events posted on CoffeeServer `name`."""
+    items = json.loads(
+        cluster.kubectl(
+            "-n", namespace, "get", "events", "-o", "json",
+            "--field-selector", f"involvedObject.name={name},involvedObject.kind=CoffeeServer",
+        ).stdout
+    )["items"]
+    out: dict[str, set[str]] = {}
+    for event in items:
+        out.setdefault(event.get("reportingInstance") or "", set()).add(event["reason"])
+    return out
+
+
+def ready_at(cluster: LocalCluster, namespace: str, name: str) -> Callable[[], bool]:
+    def check() -> bool:
+        result = cluster.kubectl("-n", namespace, "get", "coffeeserver", name, "-o", "json")
+        cs = json.loads(result.stdout)
+        status = cs.get("status") or {}
+        return status.get("observedGeneration") == cs["metadata"]["generation"] and any(
+            c["type"] == "Ready" and c["status"] == "True" for c in status.get("conditions", [])
+        )
+
+    return check
+
+
+def test_two_replicas_as_the_service_account_one_active_then_failover(
+    installed: LocalCluster, replicas: tuple[Replica, Replica], namespace: str
+) -> None:
+    cluster = installed
+    a, b = replicas
+
+    def paused() -> list[Replica]:
+        return [r for r in replicas if "Pausing operations in favour of" in r.text()]
+
+    wait_for("one replica to pause in favour of the other", lambda: len(paused()) == 1, 60)
+    standby = paused()[0]
+    active = b if standby is a else a
+
+    example = load_docs((REPO / "deploy/examples/minimal.yaml").read_text())[0]
+    name = example["metadata"]["name"]
+    cluster.kubectl("-n", namespace, "apply", "-f", "-", input=json.dumps(example))
+    wait_for(f"coffeeserver/{name} Ready", ready_at(cluster, namespace, name), 90)
+    reporters = events_by_instance(cluster, namespace, name)
+    assert set(reporters) == {active.name}, reporters
+    assert "Created" in reporters[active.name]
+
+    # The active replica stops cleanly: it withdraws from the peering and the standby
+    # resumes at once, then handles the next change.
+    active.stop()
+    wait_for("the standby to resume", lambda: "Resuming operations" in standby.text(), 30)
+    patch = {"spec": {"gunicorn": {"timeout": 45}}}
+    cluster.kubectl(
+        "-n", namespace, "patch", "coffeeserver", name, "--type=merge", "-p", json.dumps(patch)
+    )
+    wait_for(f"coffeeserver/{name} Ready at generation 2", ready_at(cluster, namespace, name), 90)
+    env = cluster.kubectl(
+        "-n", namespace, "get", "deployment", name, "-o",
+        "jsonpath={.spec.template.spec.containers[0].env[?(@.name=='GUNICORN_TIMEOUT')].value}",
+    ).stdout
+    assert env == "45"
+    assert standby.name in events_by_instance(cluster, namespace, name)
+
+    # Running as the ServiceAccount, nothing was refused: the RBAC is sufficient.
+    for replica in replicas:
+        text = replica.text()
+        for marker in ("Forbidden", "forbidden", " 403", "Not enough permissions"):
+            assert marker not in text, f"{replica.name}: {marker!r} in its log:\n{text[-3000:]}"
+
+
+def test_token_kubeconfig_really_is_the_service_account(
+    installed: LocalCluster, tmp_path: Path
+) -> None:
+    """Guard for the test above: its kubeconfig is not an admin in disguise."""
+    kubeconfig = service_account_kubeconfig(installed, tmp_path)
+    env = {**installed.env, "KUBECONFIG": str(kubeconfig)}
+    whoami = subprocess.run(
+        [str(installed.bin_dir / "kubectl"), "auth", "whoami", "-o", "json"],
+        env=env, capture_output=True, text=True, check=True,
+    )
+    assert json.loads(whoami.stdout)["status"]["userInfo"]["username"] == SA
+    denied = subprocess.run(
+        [str(installed.bin_dir / "kubectl"), "get", "secrets", "-n", NS],
+        env=env, capture_output=True, text=True,
+    )
+    assert denied.returncode != 0 and "forbidden" in denied.stderr.lower()
