@@ -143,6 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="peering priority (the highest-priority instance is active)")
     p_run.add_argument("--liveness", metavar="URL", default=None,
                        help="serve kopf's liveness probe, e.g. http://0.0.0.0:8080/healthz")
+    p_run.add_argument("--watch-timeout", type=int, default=None, metavar="SECONDS",
+                       help="server-side timeout of each watch request (kopf default: none)")
     p_run.add_argument("-v", "--verbose", action="store_true", help="log more")
     p_run.add_argument("--debug", action="store_true", help="log everything, incl. API calls")
     p_run.add_argument("-q", "--quiet", action="store_true", help="log warnings and errors only")

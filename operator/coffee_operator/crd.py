@@ -21,7 +21,13 @@ _RESOURCE = "crd.yaml"
 
 def crd_text() -> str:
     """The CRD as YAML text, exactly as in ``crds/coffeeserver.yaml``."""
-    return resources.files(__package__).joinpath(_RESOURCE).read_text(encoding="utf-8")
+    try:
+        return resources.files(__package__).joinpath(_RESOURCE).read_text(encoding="utf-8")
+    except FileNotFoundError as exc:  # built from a tree without crds/: the link dangled
+        raise RuntimeError(
+            "the CoffeeServer CRD is not packaged: build/install coffee-operator from a "
+            "checkout that has crds/coffeeserver.yaml next to operator/"
+        ) from exc
 
 
 @cache

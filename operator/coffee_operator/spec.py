@@ -150,7 +150,7 @@ class CoffeeServerSpec:
     service: ServiceSpec = ServiceSpec()
 
 
-def _children(path: str) -> dict[str, Field]:
+def _direct_children(path: str) -> dict[str, Field]:
     prefix = path + "."
     return {
         f.path[len(prefix):]: f
@@ -158,6 +158,12 @@ def _children(path: str) -> dict[str, Field]:
         if f.path.startswith(prefix) and "." not in f.path[len(prefix):]
         and not f.path[len(prefix):].endswith(("[]", "{}"))
     }
+
+
+#: object path -> {property name: Field}, computed once (the parser runs per reconcile).
+_CHILDREN: dict[str, dict[str, Field]] = {
+    p: _direct_children(p) for p in ("spec", *(f.path for f in FIELDS if f.type == "object"))
+}
 
 
 def _check(value: Any, rule: Field, where: str) -> Any:
@@ -178,7 +184,7 @@ def _check(value: Any, rule: Field, where: str) -> Any:
                     raise SpecError(where, f"keys must be non-empty strings, not {key!r}")
                 out_map[key] = _check(item, item_rule, f"{where}.{key}")
             return out_map
-        children = _children(rule.path)
+        children = _CHILDREN[rule.path]
         unknown = sorted(str(k) for k in value if k not in children)
         if unknown:
             known = ", ".join(children)
