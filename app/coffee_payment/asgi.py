@@ -1,9 +1,12 @@
-"""ASGI entry point: `coffee_payment.asgi:application`, served by Gunicorn + UvicornWorker."""
+"""ASGI entry point: `coffee_payment.asgi:application`, served by Gunicorn + UvicornWorker.
+
+The handler is Django's, minus per-request thread churn: see coffee.asgi_handler.
+"""
 
 import os
 
-from django.core.asgi import get_asgi_application
-
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "coffee_payment.settings")
 
-application = get_asgi_application()
+from coffee.asgi_handler import get_application  # noqa: E402
+
+application = get_application()

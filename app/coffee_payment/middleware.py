@@ -10,6 +10,7 @@ non-static request goes straight to the next async handler.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Awaitable, Callable
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
@@ -26,7 +27,11 @@ class StaticFilesMiddleware(WhiteNoiseMiddleware):
     async_capable = True
 
     def __init__(self, get_response: GetResponse) -> None:
-        super().__init__(get_response)
+        with warnings.catch_warnings():
+            # STATIC_ROOT only exists after collectstatic (always in the image); a
+            # dev/test server without it just serves no collected files.
+            warnings.filterwarnings("ignore", message="No directory at", category=UserWarning)
+            super().__init__(get_response)
         self._async = iscoroutinefunction(get_response)
         if self._async:
             markcoroutinefunction(self)

@@ -48,6 +48,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "coffee_payment",  # project-level management commands (ensure_superuser)
     "health",
     "coffee",
 ]
@@ -93,16 +94,14 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+# collectstatic's target; the image sets /app/staticfiles (the package itself lives
+# in site-packages there).
+STATIC_ROOT = env.path("DJANGO_STATIC_ROOT", default=str(BASE_DIR / "staticfiles"))
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "staticfiles": {
-        # Compressed + hashed names in production (collectstatic runs in the image
-        # build); plain storage elsewhere so dev/tests need no collectstatic.
-        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
-        if PRODUCTION and (STATIC_ROOT / "staticfiles.json").exists()
-        else "django.contrib.staticfiles.storage.StaticFilesStorage",
-    },
+    # Compressed, content-hashed files served by WhiteNoise with far-future caching;
+    # non-strict so a server started without collectstatic (tests) still renders.
+    "staticfiles": {"BACKEND": "coffee_payment.storage.StaticFilesStorage"},
 }
 
 USE_TZ = True

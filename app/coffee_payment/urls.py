@@ -4,7 +4,7 @@ from django.contrib import admin
 from django.urls import include, path
 
 urlpatterns = [
-    path("health", include("health.urls")),
+    path("", include("health.urls")),  # /health and /health/ready
     path("api/", include("coffee.urls")),
     path("admin/", admin.site.urls),
 ]

@@ -69,9 +69,21 @@ class PostgresServer:
     port: int
     data_dir: Path
     bin_dir: Path
+    options: str = ""
 
     def url(self, database: str = "postgres") -> str:
         return f"postgres://{SUPERUSER}@{self.host}:{self.port}/{database}"
+
+    def stop(self) -> None:
+        """Stop the server (data kept), e.g. to watch readiness turn 503."""
+        _run([str(self.bin_dir / "pg_ctl"), "-D", str(self.data_dir), "-m", "fast", "-w", "stop"],
+             "pg_ctl stop")
+
+    def start(self) -> None:
+        """Start it again after :meth:`stop`, same port and data."""
+        _run([str(self.bin_dir / "pg_ctl"), "-D", str(self.data_dir), "-o", self.options, "-l",
+              str(self.data_dir.parent / "server.log"), "-w", "-t", "60", "start"], "pg_ctl start")
+        _wait_accepting(self)
 
     def create_database(self, name: str) -> str:
         """Create an empty database (dropping any old one of that name); return its URL."""
@@ -117,11 +129,11 @@ def postgres_server(max_connections: int = 300) -> Iterator[PostgresServer]:
             "pg_ctl start",
         )
         started = True
-        server = PostgresServer("127.0.0.1", port, data_dir, bin_dir)
+        server = PostgresServer("127.0.0.1", port, data_dir, bin_dir, options)
         _wait_accepting(server)
         yield server
     finally:
-        if started:
+        if started:  # (a no-op when a test already stopped it)
             subprocess.run(
                 _as_db_user([str(bin_dir / "pg_ctl"), "-D", str(data_dir), "-m", "fast", "-w",
                              "stop"]),
