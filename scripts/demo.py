@@ -18,6 +18,7 @@ import argparse
 import contextlib
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -315,6 +316,41 @@ def show_result(kubectl: Kubectl, namespace: str, name: str) -> None:
     )
 
 
+def demo_secret_values() -> dict[str, str]:
+    """Values for the Secret keys the examples reference (see deploy/examples/minimal.yaml)."""
+    return {
+        "secret-key": secrets.token_urlsafe(50),
+        "database-url": "sqlite:////tmp/coffee.sqlite3",
+    }
+
+
+def ensure_secrets(
+    kubectl: Kubectl, namespace: str, server: dict[str, Any], created: list[str]
+) -> None:
+    """Create the Secrets the example references by secretKeyRef, if they are missing."""
+    wanted: dict[str, set[str]] = {}
+    for var in server["spec"].get("env") or []:
+        ref = (var.get("valueFrom") or {}).get("secretKeyRef")
+        if ref:
+            wanted.setdefault(ref["name"], set()).add(ref["key"])
+    values = demo_secret_values()
+    for name, keys in sorted(wanted.items()):
+        if kubectl.run("get", "secret", name, "-n", namespace, check=False).returncode == 0:
+            say(f"secret {name} already exists; using it")
+            continue
+        unknown = keys - set(values)
+        if unknown:
+            raise DemoError(
+                f"the example needs secret {name} with keys {sorted(unknown)}; create it in "
+                f"namespace {namespace} first"
+            )
+        literals = [f"--from-literal={key}={values[key]}" for key in sorted(keys)]
+        kubectl.run("create", "secret", "generic", name, "-n", namespace, *literals)
+        created.append(name)
+        say(f"created secret {name} ({', '.join(sorted(keys))}: a random Django key, "
+            "SQLite under /tmp) -- the CoffeeServer only references it")
+
+
 def apply_example(kubectl: Kubectl, namespace: str, server: dict[str, Any]) -> str:
     name = server["metadata"]["name"]
     doc = {**server, "metadata": {**server["metadata"], "namespace": namespace}}
@@ -343,15 +379,19 @@ def run_steps(
     log_path = Path(tempfile.mkdtemp(prefix="coffee-demo-")) / "operator.log"
     operator = OperatorProcess(kubeconfig, scope, log_path, echo=args.operator_logs)
     stack.callback(operator.stop)
+    created_secrets: list[str] = []
     if remote and not args.keep:
         # Registered after the operator's stop, so it runs first (LIFO), while the operator
         # is still there to process the deletion: nothing is left half-finalized.
-        stack.callback(cleanup_remote, kubectl, args.namespace, server, created_ns)
+        stack.callback(
+            cleanup_remote, kubectl, args.namespace, server, created_ns, created_secrets
+        )
     operator.start()
 
     n += 1
     example = args.example.relative_to(REPO) if args.example.is_relative_to(REPO) else args.example
     step(n, total, f"Applying {example} in namespace {args.namespace}")
+    ensure_secrets(kubectl, args.namespace, server, created_secrets)
     name = apply_example(kubectl, args.namespace, server)
 
     n += 1
@@ -362,7 +402,11 @@ def run_steps(
 
 
 def cleanup_remote(
-    kubectl: Kubectl, namespace: str, server: dict[str, Any], created_ns: bool
+    kubectl: Kubectl,
+    namespace: str,
+    server: dict[str, Any],
+    created_ns: bool,
+    created_secrets: list[str],
 ) -> None:
     name = server["metadata"]["name"]
     say(f"cleaning up: deleting coffeeserver/{name} in {namespace} (its children are GC'd)")
@@ -370,6 +414,8 @@ def cleanup_remote(
         "delete", "coffeeserver", name, "-n", namespace, "--ignore-not-found", "--timeout=60s",
         check=False,
     )
+    for secret in created_secrets:
+        kubectl.run("delete", "secret", secret, "-n", namespace, "--ignore-not-found", check=False)
     if created_ns:
         say(f"deleting namespace {namespace} (created by this demo)")
         kubectl.run("delete", "namespace", namespace, "--wait=false", check=False)
@@ -447,8 +493,9 @@ It will:
   3. run the operator on THIS machine with your credentials, standalone, watching only
      namespace {args.namespace} (if coffee-operator is already installed in the cluster,
      it will also act on that namespace: use a namespace it does not watch)
-  4. apply CoffeeServer {name} (image {server['spec']['image']}) in {args.namespace}; its Deployment
-     and Service are created there, and the image must be pullable by the cluster
+  4. create the Secret(s) it references if missing (a random Django key, SQLite under /tmp),
+     apply CoffeeServer {name} (image {server['spec']['image']}) in {args.namespace}; its
+     Deployment and Service are created there, and the image must be pullable by the cluster
   5. wait up to {args.timeout:.0f}s for Ready, show the result; the objects are then
      {keep}
 """

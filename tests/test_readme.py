@@ -33,21 +33,50 @@ def _is_env_object(node: ast.expr) -> bool:
 
 
 def _names_in_python(source: str) -> set[str]:
+    tree = ast.parse(source)
     found: set[str] = set()
-    for node in ast.walk(ast.parse(source)):
+    dynamic = False
+    for node in ast.walk(tree):
         key: ast.expr | None = None
         if isinstance(node, ast.Call) and node.args and isinstance(node.func, ast.Attribute):
             if node.func.attr in _READERS and _is_env_object(node.func.value):
                 key = node.args[0]
         elif isinstance(node, ast.Subscript) and _is_env_object(node.value):
             key = node.slice
-        if (
-            isinstance(key, ast.Constant)
-            and isinstance(key.value, str)
-            and ENV_NAME.fullmatch(key.value)
-        ):
-            found.add(key.value)
+        if key is None:
+            continue
+        if isinstance(key, ast.Constant) and isinstance(key.value, str):
+            if ENV_NAME.fullmatch(key.value):
+                found.add(key.value)
+        else:
+            dynamic = True
+    if dynamic:
+        # Names read in a loop (os.environ.get(name) for name in VARS): take the names from
+        # the module-level tables such loops run over.
+        for stmt in tree.body:
+            if isinstance(stmt, ast.Assign | ast.AnnAssign) and stmt.value is not None:
+                for node in ast.walk(stmt.value):
+                    if (
+                        isinstance(node, ast.Constant)
+                        and isinstance(node.value, str)
+                        and ENV_NAME.fullmatch(node.value)
+                        and "_" in node.value
+                    ):
+                        found.add(node.value)
     return found
+
+
+def _names_in_shell(text: str) -> set[str]:
+    """Variables a shell script takes from its environment: used but never assigned,
+    or assigned only as a default of themselves (PYTHON=${PYTHON:-python})."""
+    referenced = set(re.findall(r"\$\{?([A-Z][A-Z0-9_]*)", text))
+    assigned = set(re.findall(r"^\s*([A-Z][A-Z0-9_]*)=", text, re.M))
+    self_defaulted = {
+        name
+        for name in assigned
+        if re.search(rf"^\s*{name}=\$\{{{name}:?-", text, re.M)
+    }
+    return (referenced - assigned | self_defaulted) - _SHELL_IGNORED
 
 
 def env_vars_read_by_app() -> set[str]:
@@ -58,12 +87,7 @@ def env_vars_read_by_app() -> set[str]:
             continue
         names |= _names_in_python(path.read_text(encoding="utf-8"))
     for path in APP.rglob("*.sh"):
-        text = path.read_text(encoding="utf-8")
-        names |= set(re.findall(r"\$\{?([A-Z][A-Z0-9_]*)", text)) - _SHELL_IGNORED
-    # The GUNICORN_* names are read in a loop over this table (env.get(var.name)).
-    from coffee_payment.runtime_env import GUNICORN_VARS
-
-    names |= {var.name for var in GUNICORN_VARS}
+        names |= _names_in_shell(path.read_text(encoding="utf-8"))
     return names
 
 
