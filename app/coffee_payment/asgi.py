@@ -7,6 +7,6 @@ import os
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "coffee_payment.settings")
 
-from coffee.asgi_handler import get_application  # noqa: E402
+from coffee.asgi_handler import get_application
 
 application = get_application()
