@@ -11,11 +11,13 @@ from asgiref.sync import sync_to_async
 from django.db import close_old_connections
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_safe
 
 from health.checks import readiness
 
 
+@csrf_exempt  # read-only probes: a POST gets 405 from require_safe, not a CSRF 403
 @never_cache
 @require_safe
 async def live(request: HttpRequest) -> JsonResponse:
@@ -31,6 +33,7 @@ def _run_readiness() -> list:
         close_old_connections()
 
 
+@csrf_exempt
 @never_cache
 @require_safe
 async def ready(request: HttpRequest) -> JsonResponse:

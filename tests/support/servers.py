@@ -162,15 +162,16 @@ def _group_alive(pgid: int) -> bool:
 
 
 @contextmanager
-def _spawn(
-    cmd: Sequence[str], env: Mapping[str, str], port: int, ready_path: str,
-    ready_timeout: float, stop_timeout: float,
+def spawn_server(
+    cmd: Sequence[str], env: Mapping[str, str], port: int, ready_path: str = "/health",
+    ready_timeout: float = 60.0, stop_timeout: float = 40.0, cwd: Path = APP_DIR,
 ) -> Iterator[RunningServer]:
+    """Start any server command in its own process group; yield once ready_path is 200."""
     logdir = Path(tempfile.mkdtemp(prefix="coffee-server-"))
     out, err = logdir / "stdout.log", logdir / "stderr.log"
     with out.open("wb") as fout, err.open("wb") as ferr:
         proc = subprocess.Popen(
-            list(cmd), cwd=APP_DIR, env=dict(env), stdout=fout, stderr=ferr,
+            list(cmd), cwd=cwd, env=dict(env), stdout=fout, stderr=ferr,
             start_new_session=True,  # own process group: stop_process can reap workers too
         )
     server = RunningServer(f"http://127.0.0.1:{port}", port, proc, out, err, dict(env))
@@ -195,7 +196,7 @@ def gunicorn_server(
     port = int(env["GUNICORN_PORT"]) if env.get("GUNICORN_PORT") else free_port()
     env["GUNICORN_PORT"] = str(port)
     cmd = [str(VENV_BIN / "gunicorn"), "-c", str(CONFIG_FILE), *extra_args]
-    with _spawn(cmd, env, port, ready_path, ready_timeout, stop_timeout) as server:
+    with spawn_server(cmd, env, port, ready_path, ready_timeout, stop_timeout) as server:
         yield server
 
 
@@ -211,5 +212,5 @@ def runserver(
     env.setdefault("RUN_MODE", "development")
     port = free_port()
     cmd = [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"]
-    with _spawn(cmd, env, port, ready_path, ready_timeout, 15.0) as server:
+    with spawn_server(cmd, env, port, ready_path, ready_timeout, 15.0) as server:
         yield server

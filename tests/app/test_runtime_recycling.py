@@ -1,0 +1,92 @@
+"""GUNICORN_MAX_REQUESTS: workers are replaced under load and no request is lost."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.support import httpload
+from tests.support.servers import (
+    TEST_SETTINGS,
+    RunningServer,
+    gunicorn_server,
+    migrate,
+    server_env,
+)
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def recycling_server() -> Iterator[RunningServer]:
+    env = server_env(
+        GUNICORN_WORKERS="2",
+        GUNICORN_MAX_REQUESTS="20",
+        GUNICORN_MAX_REQUESTS_JITTER="5",
+        DJANGO_SETTINGS_MODULE=TEST_SETTINGS,
+    )
+    migrate(env)
+    with gunicorn_server(env) as server:
+        yield server
+
+
+def recycles(server: RunningServer) -> int:
+    return len(re.findall("Maximum request limit", server.stderr()))
+
+
+def test_workers_are_replaced_while_a_client_keeps_getting_200s(
+    recycling_server: RunningServer,
+) -> None:
+    first_workers = set(recycling_server.worker_pids())
+    answered_by: set[int] = set()
+    with httpx.Client(base_url=recycling_server.base_url, timeout=10) as client:
+        for i in range(120):
+            response = client.get("/test/slow?seconds=0")
+            assert response.status_code == 200, (i, response.text)
+            answered_by.add(response.json()["pid"])
+            health = client.get("/health")
+            assert health.status_code == 200, (i, health.text)
+    # 240 requests at <= 25 per worker: several generations of workers answered.
+    assert len(answered_by - first_workers) >= 3
+    assert recycles(recycling_server) >= 3
+    assert len(recycling_server.worker_pids()) == 2
+
+
+def test_recycling_under_concurrent_fresh_connections_loses_nothing(
+    recycling_server: RunningServer,
+) -> None:
+    """The SPEC 7 scenario, scaled down: the stock UvicornWorker resets some of these."""
+    before = recycles(recycling_server)
+    report = asyncio.run(
+        httpload.closed_loop(
+            "127.0.0.1", recycling_server.port, "/health", concurrency=24, duration=4.0
+        )
+    )
+    assert recycles(recycling_server) - before >= 2, "load too light to recycle workers"
+    assert report.total > 100
+    assert dict(report.counts) == {httpload.OK: report.total}
+
+
+def test_health_answers_during_recycling(recycling_server: RunningServer) -> None:
+    async def run() -> tuple[httpload.LoadReport, list[int]]:
+        load = asyncio.ensure_future(
+            httpload.closed_loop(
+                "127.0.0.1", recycling_server.port, "/test/slow?seconds=0.01",
+                concurrency=8, duration=2.0,
+            )
+        )
+        statuses = []
+        while not load.done():
+            result = await httpload.request("127.0.0.1", recycling_server.port, "/health")
+            statuses.append(result.status)
+            await asyncio.sleep(0.02)
+        return await load, statuses
+
+    report, statuses = asyncio.run(run())
+    assert statuses and set(statuses) == {200}
+    assert report.failures == 0, dict(report.counts)
+    assert len(recycling_server.worker_pids()) == 2
