@@ -28,14 +28,13 @@ def api_env(
     fake: FakeProvider, database_url: str | None = None, **overrides: str
 ) -> dict[str, str]:
     """server_env plus the payment settings pointing at `fake` (credentials match its defaults)."""
-    return server_env(
-        database_url,
-        PAYMENT_PROVIDER_URL=fake.url,
-        PAYMENT_SHOP_ID=SHOP_ID,
-        PAYMENT_SECRET_KEY=SECRET_KEY,
-        PAYMENT_PROVIDER_TIMEOUT="1",
-        **overrides,
-    )
+    payment = {
+        "PAYMENT_PROVIDER_URL": fake.url,
+        "PAYMENT_SHOP_ID": SHOP_ID,
+        "PAYMENT_SECRET_KEY": SECRET_KEY,
+        "PAYMENT_PROVIDER_TIMEOUT": "1",
+    }
+    return server_env(database_url, **(payment | overrides))
 
 
 def collectstatic(env: dict[str, str]) -> None:
