@@ -5,6 +5,7 @@ One server and one fake provider for the whole module; each test leaves the prov
 
 from __future__ import annotations
 
+import asyncio
 import re
 import subprocess
 import time
@@ -212,3 +213,17 @@ def test_admin_login_and_menu_page_work(server: RunningServer) -> None:
     assert drinks.status_code == 200
     assert "Flat White" in drinks.text
     assert browse("GET", "/admin/coffee/order/").status_code == 200
+
+
+def test_concurrent_orders_all_succeed(server: RunningServer) -> None:
+    """A burst of orders across the workers: SQLite writes must not fail under concurrency."""
+
+    async def burst() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=server.base_url, timeout=30) as http:
+            return await asyncio.gather(
+                *(http.post("/api/orders", json={"drink": "latte"}) for _ in range(100))
+            )
+
+    responses = asyncio.run(burst())
+    assert [r.status_code for r in responses] == [201] * 100, {r.text for r in responses}
+    assert len({r.json()["id"] for r in responses}) == 100
