@@ -70,9 +70,48 @@ class RecycleResult:
     worker: str
     report: httpload.LoadReport
     recycles: int
+    clients: str = "fresh-connection"
 
 
-def run_recycle(name: str, args: argparse.Namespace) -> RecycleResult:
+async def keepalive_loop(
+    base_url: str, path: str, concurrency: int, duration: float, label: str,
+) -> httpload.LoadReport:
+    """Like httpload.closed_loop, but each client keeps one pooled keep-alive connection."""
+    import httpx
+
+    report = httpload.LoadReport()
+    start = asyncio.get_running_loop().time()
+    deadline = start + duration
+
+    async def client() -> None:
+        async with httpx.AsyncClient(base_url=base_url, timeout=30,
+                                     limits=httpx.Limits(max_connections=1)) as http:
+            while asyncio.get_running_loop().time() < deadline:
+                try:
+                    response = await http.get(path)
+                except httpx.HTTPError as exc:
+                    report.counts[type(exc).__name__] += 1
+                    continue
+                kind = httpload.OK if response.status_code == 200 else (
+                    f"status-{response.status_code}")
+                report.counts[kind] += 1
+
+    async def ticker() -> None:
+        show = progress(label)
+        while True:
+            await asyncio.sleep(1.0)
+            show(report, asyncio.get_running_loop().time() - start)
+
+    tick = asyncio.ensure_future(ticker())
+    try:
+        await asyncio.gather(*(client() for _ in range(concurrency)))
+    finally:
+        tick.cancel()
+    report.duration = asyncio.get_running_loop().time() - start
+    return report
+
+
+def run_recycle(name: str, args: argparse.Namespace, keepalive: bool = False) -> RecycleResult:
     env = server_env(
         GUNICORN_WORKERS=str(args.workers),
         GUNICORN_MAX_REQUESTS=str(args.max_requests),
@@ -80,17 +119,22 @@ def run_recycle(name: str, args: argparse.Namespace) -> RecycleResult:
     )
     migrate(env)
     extra = ["-k", WORKERS[name]] if WORKERS[name] else []
-    say(f"-- recycling, worker={name} ({WORKERS[name] or 'coffee_payment.workers.UvicornWorker'})")
+    clients = "keep-alive" if keepalive else "fresh-connection"
+    say(f"-- recycling, {clients} clients, worker={name} "
+        f"({WORKERS[name] or 'coffee_payment.workers.UvicornWorker'})")
     with gunicorn_server(env, extra_args=extra) as server:
-        report = asyncio.run(
-            httpload.closed_loop(
+        if keepalive:
+            load = keepalive_loop(server.base_url, args.path, args.concurrency, args.duration,
+                                  name)
+        else:
+            load = httpload.closed_loop(
                 "127.0.0.1", server.port, args.path, concurrency=args.concurrency,
                 duration=args.duration, progress=progress(name),
             )
-        )
+        report = asyncio.run(load)
         logs = server.stderr()
     recycles = sum(len(re.findall(p, logs)) for p in RECYCLE_PATTERNS)
-    return RecycleResult(name, report, recycles)
+    return RecycleResult(name, report, recycles, clients)
 
 
 @dataclass
@@ -179,6 +223,7 @@ def main() -> int:
                         help="workers for the signal runs (only 'ours' must pass)")
     parser.add_argument("--skip-recycle", action="store_true")
     parser.add_argument("--skip-signals", action="store_true")
+    parser.add_argument("--skip-keepalive", action="store_true")
     args = parser.parse_args()
 
     ok = True
@@ -189,6 +234,10 @@ def main() -> int:
             f"connections, {args.duration:g}s each")
         for name in args.workers_to_compare.split(","):
             recycles.append(run_recycle(name.strip(), args))
+        if not args.skip_keepalive:
+            say("== 1b. the same with keep-alive clients (one pooled connection each, httpx)")
+            for name in args.workers_to_compare.split(","):
+                recycles.append(run_recycle(name.strip(), args, keepalive=True))
     signals: list[SignalResult] = []
     if not args.skip_signals:
         say("== 2. graceful shutdown under load")
@@ -200,7 +249,8 @@ def main() -> int:
     for r in recycles:
         rep = r.report
         lost = {k: v for k, v in rep.counts.items() if k != httpload.OK}
-        say(f"recycling  {r.worker:6s} {rep.total:6d} requests  {rep.failures:4d} failed "
+        say(f"recycling  {r.clients:16s} {r.worker:6s} {rep.total:6d} requests  "
+            f"{rep.failures:4d} failed "
             f"({100 * rep.failure_rate():.2f}%)  {rep.total / rep.duration:6.0f} req/s  "
             f"{r.recycles:3d} worker recycles  {lost or ''}")
         if r.worker == "ours" and rep.failures:

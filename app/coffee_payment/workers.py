@@ -12,7 +12,9 @@ Why the stock worker loses requests (uvicorn 0.3x-0.5x, ``uvicorn.Server.shutdow
    "connection reset". Under steady load a worker always holds a few such
    connections, which is the ~0.6% loss measured during max-requests recycling with
    32 clients on fresh connections. Gunicorn's own ``asgi`` worker waits for these
-   connections instead, and loses none.
+   connections instead, and loses none. The same close also hits kept-alive
+   connections that look idle: a client sending its next request at that moment
+   gets "server disconnected without a response".
 2. **The listening socket dies with the kernel backlog in it.** On SIGTERM the
    master closes its copy of the listener and every worker closes its own; when the
    last copy goes, connections the kernel had already completed (and whose requests
@@ -27,11 +29,13 @@ What this worker does instead (the :class:`DrainingServer`):
   the event loop's accept loop, and on a signalled shutdown accepts every connection
   still in the backlog before letting go of it, so anything that reached the kernel
   before the listener closed gets served, and later connections are refused;
-- marks the server as draining: every request parsed from now on is answered with
-  ``Connection: close``; a connection is closed only when no request can be lost:
-  after its response, or when idle with nothing received (a kept-alive connection
-  with no unread bytes, the same race-free point as the keep-alive timeout), or
-  when a fresh connection sent nothing within the keep-alive timeout;
+- marks the server as draining: every request parsed from now on, including the
+  ones already waiting in socket buffers, is answered with ``Connection: close`` and
+  its connection closed after the response. A connection with nothing received is
+  closed only once the keep-alive timeout has passed since draining began, exactly
+  the rule that closes idle connections in normal operation, so draining adds no
+  close-while-the-client-sends race of its own (HTTP/1.1 has no way to announce a
+  close on an idle connection);
 - waits for all of that within Gunicorn's ``graceful_timeout`` (then cancels what
   is left), notifying the master's heartbeat while it waits.
 
@@ -116,12 +120,12 @@ class DrainingProtocolMixin:
             self._awaiting_request = True  # cleared by the cycle setter once parsed
         super().data_received(data)  # type: ignore[misc]
 
-    def drain_step(self, fresh_expired: bool = False) -> None:
+    def drain_step(self, quiet_expired: bool = False) -> None:
         """Close this connection if, and only if, that cannot drop a request.
 
         Called once when shutdown starts (as uvicorn's ``shutdown()`` hook) and then
-        on every drain poll. ``fresh_expired``: the keep-alive timeout has passed
-        since draining began, so a fresh connection that sent nothing may go too.
+        on every drain poll. ``quiet_expired``: the keep-alive timeout has passed
+        since draining began, so a connection that sent nothing may be closed.
         """
         if self.transport.is_closing():
             return
@@ -131,9 +135,11 @@ class DrainingProtocolMixin:
             return
         if self._awaiting_request or unread_bytes(self.transport) > 0:
             return  # a request is arriving: it is answered with Connection: close
-        if cycle is None and not fresh_expired:
-            return  # fresh connection: its request is almost certainly on the way
-        super().shutdown()  # type: ignore[misc]  # idle: uvicorn's own close
+        if not quiet_expired:
+            # Fresh (its request is almost certainly on the way) or kept alive (the
+            # client may be sending right now): let it speak or time out.
+            return
+        super().shutdown()  # type: ignore[misc]  # quiet for a keep-alive timeout
 
     def shutdown(self) -> None:
         """uvicorn's graceful-shutdown hook, called for each open connection."""
@@ -237,16 +243,19 @@ class DrainingServer(Server):
     async def _drain(self) -> None:
         """Wait until every connection and request is done, heart-beating the master."""
         idle_grace = max(float(self.config.timeout_keep_alive), 0.1)
-        fresh_deadline = time.monotonic() + idle_grace
+        quiet_deadline = time.monotonic() + idle_grace
         last_notified = time.monotonic()
         if self.server_state.connections:
             count = len(self.server_state.connections)
             logger.info("Waiting for %d connection(s) to finish", count)
         while (self.server_state.connections or self.server_state.tasks) and not self.force_exit:
             now = time.monotonic()
-            for connection in list(self.server_state.connections):
-                if isinstance(connection, DrainingProtocolMixin):
-                    connection.drain_step(fresh_expired=now >= fresh_deadline)
+            if now >= quiet_deadline:
+                # Before this, nothing needs doing per connection: responses close
+                # their connections themselves (keep_alive is off while draining).
+                for connection in list(self.server_state.connections):
+                    if isinstance(connection, DrainingProtocolMixin):
+                        connection.drain_step(quiet_expired=True)
             notify = self.config.callback_notify
             if notify is not None and now - last_notified >= max(self.config.timeout_notify / 2, 1):
                 last_notified = now

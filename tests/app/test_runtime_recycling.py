@@ -90,3 +90,35 @@ def test_health_answers_during_recycling(recycling_server: RunningServer) -> Non
     assert statuses and set(statuses) == {200}
     assert report.failures == 0, dict(report.counts)
     assert len(recycling_server.worker_pids()) == 2
+
+
+def test_recycling_under_keep_alive_clients_loses_nothing(
+    recycling_server: RunningServer,
+) -> None:
+    """Pooled keep-alive connections: a draining worker must not close one under a client."""
+    before = recycles(recycling_server)
+
+    async def client(errors: list[str], ok: list[int]) -> None:
+        async with httpx.AsyncClient(base_url=recycling_server.base_url, timeout=10) as http:
+            deadline = asyncio.get_running_loop().time() + 3.0
+            while asyncio.get_running_loop().time() < deadline:
+                try:
+                    response = await http.get("/health")
+                except httpx.HTTPError as exc:
+                    errors.append(repr(exc))
+                    continue
+                if response.status_code == 200:
+                    ok.append(1)
+                else:
+                    errors.append(str(response.status_code))
+
+    async def run() -> tuple[list[str], list[int]]:
+        errors: list[str] = []
+        ok: list[int] = []
+        await asyncio.gather(*(client(errors, ok) for _ in range(8)))
+        return errors, ok
+
+    errors, ok = asyncio.run(run())
+    assert recycles(recycling_server) - before >= 2
+    assert errors == []
+    assert len(ok) > 100
