@@ -48,7 +48,6 @@ WORKERS = {
     "ours": None,  # gunicorn.conf.py's worker_class
     "asgi": "asgi",
 }
-RECYCLE_PATTERNS = (r"Maximum request limit", r"Autorestarting worker")
 
 
 def say(message: str) -> None:
@@ -133,7 +132,8 @@ def run_recycle(name: str, args: argparse.Namespace, keepalive: bool = False) ->
             )
         report = asyncio.run(load)
         logs = server.stderr()
-    recycles = sum(len(re.findall(p, logs)) for p in RECYCLE_PATTERNS)
+    # Every boot beyond the first generation replaced a recycled worker.
+    recycles = len(re.findall(r"Booting worker with pid", logs)) - args.workers
     return RecycleResult(name, report, recycles, clients)
 
 
@@ -146,6 +146,7 @@ class SignalResult:
     after: Counter = field(default_factory=Counter)  # started after the signal
     exit_code: int | None = None
     exit_seconds: float = 0.0
+    backlog_taken: int = 0  # connections our workers accepted from the backlog at shutdown
     graceful_timeout: int = 0
 
 
@@ -204,6 +205,9 @@ def run_signal(sig: signal.Signals, worker: str, args: argparse.Namespace) -> Si
         finally:
             result.exit_code = server.proc.returncode
             result.exit_seconds = time.monotonic() - sent
+        result.backlog_taken = sum(
+            int(n) for n in re.findall(r"Accepted (\d+) queued connection", server.stderr())
+        )
     return result
 
 
@@ -260,7 +264,9 @@ def main() -> int:
         bad_before = {k: v for k, v in s.before.items() if k != httpload.OK}
         say(f"{s.signame:8s} {s.worker:6s} in-flight {dict(s.inflight)}  load before signal "
             f"{dict(s.before)}  after signal {dict(s.after)}  master exit {s.exit_code} "
-            f"after {s.exit_seconds:.2f}s (graceful timeout {s.graceful_timeout}s)")
+            f"after {s.exit_seconds:.2f}s (graceful timeout {s.graceful_timeout}s)"
+            + (f", {s.backlog_taken} queued connection(s) taken from the backlog"
+               if s.worker == "ours" else ""))
         inflight_ok = s.inflight.get(httpload.OK, 0) == sum(s.inflight.values())
         if s.worker == "ours" and (
             not inflight_ok or bad_after or bad_before or s.exit_code != 0

@@ -7,6 +7,7 @@ Access lines go to stdout, everything else to stderr.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 JSON_FORMATTER: dict[str, Any] = {
@@ -18,6 +19,14 @@ PLAIN_FORMATTER: dict[str, Any] = {
     "format": "%(asctime)s %(levelname)s %(name)s [%(process)d] %(message)s",
 }
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+class DropTerminalExtras(logging.Filter):
+    """Remove uvicorn's ``color_message`` extra: ANSI-coloured duplicates of the message."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.__dict__.pop("color_message", None)
+        return True
 
 
 def resolve_level(raw: str | None) -> tuple[str, str | None]:
@@ -38,16 +47,19 @@ def logging_dict(level: str, json: bool, *, gunicorn: bool = False) -> dict[str,
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"json": JSON_FORMATTER, "plain": PLAIN_FORMATTER},
+        "filters": {"no_terminal_extras": {"()": DropTerminalExtras}},
         "handlers": {
             "stderr": {
                 "class": "logging.StreamHandler",
                 "stream": "ext://sys.stderr",
                 "formatter": formatter,
+                "filters": ["no_terminal_extras"],
             },
             "stdout": {
                 "class": "logging.StreamHandler",
                 "stream": "ext://sys.stdout",
                 "formatter": formatter,
+                "filters": ["no_terminal_extras"],
             },
         },
         "root": {"handlers": ["stderr"], "level": level},

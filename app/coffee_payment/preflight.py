@@ -38,9 +38,11 @@ def main() -> int:
     level, level_warning = resolve_level(os.environ.get("LOG_LEVEL"))
     logging.config.dictConfig(logging_dict(level, json=is_production(os.environ)))
     mode, mode_warning = resolve_run_mode(os.environ)
-    for warning in (mode_warning, level_warning):
-        if warning:
-            log.warning(warning)
+    if mode_warning:
+        log.warning(mode_warning)
+    if level_warning and mode == "development":
+        log.warning(level_warning)  # in production Gunicorn's start-up reports it
+
     error = settings_error()
     if error:
         log.error("configuration error: %s", error)

@@ -85,5 +85,6 @@ def test_every_log_line_is_json_with_the_same_keys(three_workers: RunningServer)
         for line in filter(str.strip, stream.splitlines()):
             record = json.loads(line)  # a non-JSON line fails here
             assert {"time", "level", "logger", "pid", "message"} <= record.keys(), record
+            assert "color_message" not in record
     access = [json.loads(line) for line in three_workers.stdout().splitlines() if line]
     assert any("GET /health" in r["message"] for r in access)
