@@ -1,0 +1,1 @@
+"""Local Kubernetes control plane for the test suite (see localcluster.py)."""

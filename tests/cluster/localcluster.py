@@ -1,0 +1,622 @@
+"""A real, throw-away Kubernetes control plane on 127.0.0.1 for tests and demos.
+
+The same approach as controller-runtime's envtest, plus the controllers: etcd,
+kube-apiserver, kube-controller-manager and kube-scheduler built from upstream
+Go modules (see build.py), and kwok simulating one node so that Deployments
+really get ReplicaSets, scheduled Running pods and become Available. Every
+start uses fresh ports, certificates and storage; stop() (also run on
+interpreter exit, SIGTERM and SIGHUP) kills every process group it started.
+
+Command line (what ``make cluster`` runs)::
+
+    python -m tests.cluster.localcluster up      # start, print KUBECONFIG, wait for Ctrl-C
+    python -m tests.cluster.localcluster build   # only build/cache the binaries
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import base64
+import contextlib
+import ctypes
+import json
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType, TracebackType
+from typing import IO, Any
+
+import yaml
+
+from .build import KWOK_STAGES_FILE, Progress, ensure_binaries, kubernetes_version
+from .pki import CertificateAuthority, KeyPair, service_account_keys
+
+__all__ = [
+    "CRDS_DIR",
+    "REPO_ROOT",
+    "ClusterStartError",
+    "KubectlError",
+    "LocalCluster",
+    "ensure_binaries",
+]
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CRDS_DIR = REPO_ROOT / "crds"
+# Large enough for the operator's scale benchmark (a /24 runs out at ~250 ClusterIP Services).
+SERVICE_CIDR = "10.96.0.0/16"
+POD_CIDR = "10.244.0.0/16"
+NODE_NAME = "kwok-node-0"
+KWOK_ANNOTATION = "kwok.x-k8s.io/node"
+START_TIMEOUT = 120.0
+STOP_GRACE_SECONDS = 5.0
+LOG_TAIL_LINES = 40
+
+
+class ClusterStartError(RuntimeError):
+    """The control plane did not come up; the message names the component and shows its log tail."""
+
+
+class KubectlError(subprocess.CalledProcessError):
+    """kubectl exited non-zero; unlike CalledProcessError its message includes kubectl's stderr."""
+
+    def __str__(self) -> str:
+        return f"{super().__str__()}\nstdout: {self.stdout}\nstderr: {self.stderr}"
+
+
+def free_port() -> int:
+    """An ephemeral loopback port that is free right now (the kernel picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError as exc:
+        return f"<cannot read {path}: {exc}>"
+
+
+def _die_with_parent() -> None:
+    """Runs in the child before exec: the kernel kills it when our process dies, even by SIGKILL."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    pr_set_pdeathsig = 1
+    libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
+
+
+def kubeconfig_document(
+    server: str, ca: KeyPair, user: KeyPair, name: str = "coffee-local"
+) -> dict[str, Any]:
+    """A self-contained kubeconfig (certificates embedded), so it can be copied anywhere."""
+
+    def b64(path: Path) -> str:
+        return base64.b64encode(path.read_bytes()).decode()
+
+    return {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {
+                "name": name,
+                "cluster": {"server": server, "certificate-authority-data": b64(ca.cert)},
+            }
+        ],
+        "users": [
+            {
+                "name": name,
+                "user": {
+                    "client-certificate-data": b64(user.cert),
+                    "client-key-data": b64(user.key),
+                },
+            }
+        ],
+        "contexts": [
+            {"name": name, "context": {"cluster": name, "user": name, "namespace": "default"}}
+        ],
+        "current-context": name,
+    }
+
+
+def kwok_node_manifest(name: str = NODE_NAME) -> dict[str, Any]:
+    """One fake node managed by kwok: untainted, with room for thousands of pods."""
+    resources = {"cpu": "1000", "memory": "4Ti", "pods": "10000"}
+    return {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "name": name,
+            "annotations": {KWOK_ANNOTATION: "fake", "node.alpha.kubernetes.io/ttl": "0"},
+            "labels": {
+                "kubernetes.io/arch": "amd64",
+                "kubernetes.io/os": "linux",
+                "kubernetes.io/hostname": name,
+                "kubernetes.io/role": "agent",
+                "node-role.kubernetes.io/agent": "",
+                "type": "kwok",
+            },
+        },
+        "status": {
+            "allocatable": resources,
+            "capacity": resources,
+            "nodeInfo": {
+                "architecture": "amd64",
+                "operatingSystem": "linux",
+                "kubeletVersion": "fake",
+            },
+        },
+    }
+
+
+@dataclass
+class Component:
+    """One running control-plane process (leader of its own process group) and its log file."""
+
+    name: str
+    proc: subprocess.Popen[bytes]
+    log_path: Path
+    log_file: IO[bytes]
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def failure(self, what: str) -> ClusterStartError:
+        state = "is running" if self.alive() else f"exited with code {self.proc.returncode}"
+        return ClusterStartError(
+            f"{what}: {self.name} {state}; last lines of {self.log_path}:\n{tail(self.log_path)}"
+        )
+
+
+# Clusters started in this process, stopped at exit or on SIGTERM/SIGHUP whatever the caller does.
+_LIVE: set[LocalCluster] = set()
+_HANDLERS_INSTALLED = False
+
+
+def _stop_all() -> None:
+    for cluster in list(_LIVE):
+        cluster.stop()
+
+
+def _on_signal(signum: int, frame: FrameType | None) -> None:
+    _stop_all()
+    raise KeyboardInterrupt(f"received {signal.Signals(signum).name}")
+
+
+def _install_cleanup_handlers() -> None:
+    global _HANDLERS_INSTALLED
+    if _HANDLERS_INSTALLED:
+        return
+    atexit.register(_stop_all)
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            if signal.getsignal(sig) in (signal.SIG_DFL, None):
+                signal.signal(sig, _on_signal)
+    _HANDLERS_INSTALLED = True
+
+
+@dataclass(eq=False)
+class LocalCluster:
+    """etcd + kube-apiserver + kube-controller-manager + kube-scheduler + kwok on loopback.
+
+    Use as a context manager (or call start()/stop()). After start(): ``kubeconfig`` is an
+    admin (system:masters) kubeconfig, ``server`` the https URL, ``bin_dir`` holds our own
+    kubectl (the same version as the server), ``env`` is os.environ with KUBECONFIG set and
+    bin_dir first on PATH (pass it to subprocesses such as the operator).
+    Start it from the main thread: children are tied to the starting thread's lifetime.
+    """
+
+    crds_dir: Path | None = CRDS_DIR
+    progress: Progress = field(default=lambda msg: print(msg, file=sys.stderr, flush=True))
+    keep_run_dir: bool = field(default_factory=lambda: bool(os.environ.get("COFFEE_K8S_KEEP")))
+
+    run_dir: Path = field(init=False)
+    bin_dir: Path = field(init=False)
+    kubeconfig: Path = field(init=False)
+    server: str = field(init=False)
+    env: dict[str, str] = field(init=False)
+    node_name: str = field(init=False, default=NODE_NAME)
+    timings: dict[str, float] = field(init=False, default_factory=dict)
+    _components: list[Component] = field(init=False, default_factory=list)
+    _ssl: ssl.SSLContext | None = field(init=False, default=None)
+    _started_at: float = field(init=False, default=0.0)
+
+    # ----------------------------------------------------------------- lifecycle
+    def __enter__(self) -> LocalCluster:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def start(self) -> LocalCluster:
+        """Build (first time only), start every component, wait until usable, install CRDs."""
+        self._started_at = time.monotonic()
+        self.bin_dir = ensure_binaries(self.progress)
+        self._mark("binaries")
+        self.run_dir = Path(tempfile.mkdtemp(prefix="coffee-k8s-"))
+        self.kubeconfig = self.run_dir / "kubeconfig"
+        _install_cleanup_handlers()
+        _LIVE.add(self)
+        try:
+            self._start_control_plane()
+        except BaseException:
+            self.progress(f"!! local cluster failed to start; logs kept in {self.run_dir}")
+            self.keep_run_dir = True
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        """Kill every process group (SIGTERM, then SIGKILL), remove the run dir. Idempotent."""
+        components, self._components = self._components, []
+        for comp in reversed(components):
+            self._signal_group(comp, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_GRACE_SECONDS
+        for comp in reversed(components):
+            try:
+                comp.proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                self._signal_group(comp, signal.SIGKILL)
+                comp.proc.wait()
+            # Anything the component forked that is still in its group goes too.
+            self._signal_group(comp, signal.SIGKILL)
+            comp.log_file.close()
+        _LIVE.discard(self)
+        run_dir = getattr(self, "run_dir", None)
+        if run_dir is not None and run_dir.exists() and not self.keep_run_dir:
+            shutil.rmtree(run_dir, ignore_errors=True)
+
+    @property
+    def pids(self) -> list[int]:
+        """Process ids of the running components (tests use it to check teardown)."""
+        return [c.proc.pid for c in self._components]
+
+    # ----------------------------------------------------------------- helpers for callers
+    def kubectl(
+        self, *args: str, input: str | None = None, check: bool = True, timeout: float = 120.0
+    ) -> subprocess.CompletedProcess[str]:
+        """Run our kubectl on this cluster; with check, failure raises KubectlError (+stderr)."""
+        cmd = [str(self.bin_dir / "kubectl"), *args]
+        result = subprocess.run(
+            cmd,
+            input=input,
+            capture_output=True,
+            text=True,
+            env=self.env,
+            timeout=timeout,
+            check=False,
+        )
+        if check and result.returncode != 0:
+            raise KubectlError(result.returncode, cmd, result.stdout, result.stderr)
+        return result
+
+    def api_request(self, path: str, method: str = "GET", body: Any = None) -> tuple[int, Any]:
+        """Raw admin HTTPS call: (status, JSON or text). Cheaper than starting kubectl."""
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(
+            self.server + path,
+            data=data,
+            method=method,
+            headers={"Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, context=self._ssl, timeout=10) as response:
+                status, raw = response.status, response.read()
+        except urllib.error.HTTPError as err:
+            status, raw = err.code, err.read()
+        text = raw.decode(errors="replace")
+        try:
+            return status, json.loads(text)
+        except ValueError:
+            return status, text
+
+    def install_crds(self, crds_dir: Path | None = None) -> list[str]:
+        """``kubectl apply -f crds/``; wait until Established and their first LIST succeeds."""
+        crds_dir = crds_dir or self.crds_dir or CRDS_DIR
+        applied = self.kubectl("apply", "-f", str(crds_dir), "-o", "name").stdout.split()
+        names = [n.split("/", 1)[1] for n in applied if n.startswith("customresourcedefinition")]
+        if not names:
+            return []
+        self.kubectl(
+            "wait", "--for=condition=Established", "--timeout=60s", *[f"crd/{n}" for n in names]
+        )
+        for name in names:
+            _, crd = self.api_request(
+                f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}"
+            )
+            group, plural = crd["spec"]["group"], crd["spec"]["names"]["plural"]
+            version = next(v["name"] for v in crd["spec"]["versions"] if v.get("served"))
+            # A fresh CRD's first LISTs may answer 429 (or 404) while its storage warms up.
+            list_path = f"/apis/{group}/{version}/{plural}"
+            self._wait(
+                f"the first LIST of {plural}.{group}",
+                lambda path=list_path: self.api_request(path)[0] == 200,
+            )
+        return names
+
+    # ----------------------------------------------------------------- internals
+    def _mark(self, stage: str) -> None:
+        self.timings[stage] = round(time.monotonic() - self._started_at, 2)
+
+    def _spawn(self, name: str, args: Sequence[str]) -> Component:
+        log_path = self.run_dir / f"{name}.log"
+        log_file = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
+        proc = subprocess.Popen(
+            [str(self.bin_dir / name), *args],
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            cwd=self.run_dir,
+            start_new_session=True,  # own process group: stop() kills it and anything it forks
+            preexec_fn=_die_with_parent,
+        )
+        comp = Component(name, proc, log_path, log_file)
+        self._components.append(comp)
+        return comp
+
+    @staticmethod
+    def _signal_group(comp: Component, sig: signal.Signals) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(comp.proc.pid, sig)
+
+    def _check_alive(self, what: str) -> None:
+        for comp in self._components:
+            if not comp.alive():
+                raise comp.failure(what)
+
+    def _wait(
+        self,
+        what: str,
+        ready: Callable[[], bool],
+        timeout: float = START_TIMEOUT,
+        every: float = 0.1,
+    ) -> None:
+        """Poll until ready() is true; fail fast (with log tail) if a component dies meanwhile."""
+        deadline = time.monotonic() + timeout
+        while True:
+            self._check_alive(f"while waiting for {what}")
+            try:
+                if ready():
+                    return
+            except (OSError, ssl.SSLError):
+                pass  # not listening yet
+            if time.monotonic() > deadline:
+                culprit = self._components[-1] if self._components else None
+                detail = f"\n{culprit.failure('still not ready')}" if culprit else ""
+                raise ClusterStartError(
+                    f"timed out after {timeout:.0f}s waiting for {what}{detail}"
+                )
+            time.sleep(every)
+
+    def _write_kubeconfig(self, path: Path, ca: KeyPair, user: KeyPair) -> Path:
+        path.write_text(yaml.safe_dump(kubeconfig_document(self.server, ca, user), sort_keys=False))
+        path.chmod(0o600)
+        return path
+
+    def _start_control_plane(self) -> None:
+        d = self.run_dir
+        pki_dir = d / "pki"
+        pki_dir.mkdir()
+        ca = CertificateAuthority.create(pki_dir)
+        serving = ca.issue(
+            pki_dir,
+            "apiserver",
+            "kube-apiserver",
+            server=True,
+            dns_names=(
+                "localhost",
+                "kubernetes",
+                "kubernetes.default",
+                "kubernetes.default.svc",
+                "kubernetes.default.svc.cluster.local",
+            ),
+            ip_addresses=("127.0.0.1", "10.96.0.1"),
+        )
+        # Kubernetes reads the user from CN and groups from O of a client certificate.
+        admin = ca.issue(
+            pki_dir, "admin", "coffee-admin", organization="system:masters", client=True
+        )
+        kcm = ca.issue(
+            pki_dir, "kube-controller-manager", "system:kube-controller-manager", client=True
+        )
+        scheduler = ca.issue(pki_dir, "kube-scheduler", "system:kube-scheduler", client=True)
+        # kwok stands in for every kubelet (node status, leases, pod status): give it admin rights.
+        kwok = ca.issue(
+            pki_dir, "kwok", "kwok-controller", organization="system:masters", client=True
+        )
+        sa = service_account_keys(pki_dir)
+        self._mark("certificates")
+
+        etcd_port, etcd_peer_port, api_port = free_port(), free_port(), free_port()
+        self.server = f"https://127.0.0.1:{api_port}"
+        self._ssl = ssl.create_default_context(cafile=str(ca.files.cert))
+        self._ssl.load_cert_chain(str(admin.cert), str(admin.key))
+        etcd_url, peer_url = f"http://127.0.0.1:{etcd_port}", f"http://127.0.0.1:{etcd_peer_port}"
+        self._spawn(
+            "etcd",
+            [
+                "--name=default",
+                f"--data-dir={d / 'etcd'}",
+                f"--listen-client-urls={etcd_url}",
+                f"--advertise-client-urls={etcd_url}",
+                f"--listen-peer-urls={peer_url}",
+                f"--initial-advertise-peer-urls={peer_url}",
+                f"--initial-cluster=default={peer_url}",
+                "--unsafe-no-fsync=true",  # throw-away data: durability only costs time here
+                "--log-level=warn",
+            ],
+        )
+        self._spawn(
+            "kube-apiserver",
+            [
+                f"--etcd-servers={etcd_url}",
+                "--bind-address=127.0.0.1",
+                "--advertise-address=127.0.0.1",
+                f"--secure-port={api_port}",
+                f"--cert-dir={d / 'apiserver'}",
+                f"--tls-cert-file={serving.cert}",
+                f"--tls-private-key-file={serving.key}",
+                f"--client-ca-file={ca.files.cert}",
+                "--authorization-mode=RBAC",
+                "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+                f"--service-account-key-file={sa.cert}",
+                f"--service-account-signing-key-file={sa.key}",
+                f"--service-cluster-ip-range={SERVICE_CIDR}",
+                # Endpoints may not point at loopback; nothing needs the `kubernetes` endpoints.
+                "--endpoint-reconciler-type=none",
+                "--allow-privileged=true",
+                "--profiling=false",
+                "--v=1",
+            ],
+        )
+        self._wait(
+            "kube-apiserver /readyz", lambda: self.api_request("/readyz")[0] == 200, every=0.1
+        )
+        self._mark("readyz")
+        self._write_kubeconfig(self.kubeconfig, ca.files, admin)
+        self.env = dict(
+            os.environ,
+            KUBECONFIG=str(self.kubeconfig),
+            PATH=f"{self.bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+        )
+
+        kcm_config = self._write_kubeconfig(d / "kube-controller-manager.kubeconfig", ca.files, kcm)
+        self._spawn(
+            "kube-controller-manager",
+            [
+                f"--kubeconfig={kcm_config}",
+                "--secure-port=0",  # no serving endpoint needed, and no port to collide on
+                "--leader-elect=false",
+                # Each controller acts as its own service account (bootstrap RBAC roles).
+                "--use-service-account-credentials=true",
+                f"--service-account-private-key-file={sa.key}",
+                f"--root-ca-file={ca.files.cert}",
+                f"--cluster-signing-cert-file={ca.files.cert}",
+                f"--cluster-signing-key-file={ca.files.key}",
+                "--kube-api-qps=200",
+                "--kube-api-burst=400",
+                "--v=1",
+            ],
+        )
+        sched_config = self._write_kubeconfig(d / "kube-scheduler.kubeconfig", ca.files, scheduler)
+        self._spawn(
+            "kube-scheduler",
+            [
+                f"--kubeconfig={sched_config}",
+                "--secure-port=0",
+                "--leader-elect=false",
+                "--v=1",
+            ],
+        )
+        kwok_config = self._write_kubeconfig(d / "kwok.kubeconfig", ca.files, kwok)
+        self._spawn(
+            "kwok",
+            [
+                f"--kubeconfig={kwok_config}",
+                f"--config={self.bin_dir / KWOK_STAGES_FILE}",
+                "--manage-all-nodes=false",
+                f"--manage-nodes-with-annotation-selector={KWOK_ANNOTATION}=fake",
+                f"--cidr={POD_CIDR}",
+            ],
+        )
+        status, body = self.api_request("/api/v1/nodes", "POST", kwok_node_manifest(self.node_name))
+        if status != 201:
+            raise ClusterStartError(f"creating node {self.node_name} failed: HTTP {status}: {body}")
+        self._wait(f"node {self.node_name} Ready", self._node_ready)
+        self._mark("node_ready")
+        # The serviceaccount controller creating `default` shows the controller-manager works.
+        self._wait(
+            "the controller-manager (default ServiceAccount)",
+            lambda: (
+                self.api_request("/api/v1/namespaces/default/serviceaccounts/default")[0] == 200
+            ),
+        )
+        self._mark("controllers")
+        if self.crds_dir is not None and any(self.crds_dir.glob("*.y*ml")):
+            self.install_crds(self.crds_dir)
+            self._mark("crds")
+        self._check_alive("after start-up")
+        self._mark("total")
+
+    def _node_ready(self) -> bool:
+        status, node = self.api_request(f"/api/v1/nodes/{self.node_name}")
+        if status != 200:
+            return False
+        conditions = node.get("status", {}).get("conditions") or []
+        return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+
+
+# --------------------------------------------------------------------- command line
+def _cmd_up(args: argparse.Namespace) -> int:
+    crds = None if args.no_crds else Path(args.crds)
+    with LocalCluster(crds_dir=crds, keep_run_dir=args.keep) as cluster:
+        print(
+            f">> Kubernetes {kubernetes_version()} is up at {cluster.server} "
+            f"(node {cluster.node_name}; timings in s since start: {cluster.timings})",
+            flush=True,
+        )
+        print(f">> component logs: {cluster.run_dir}/*.log", flush=True)
+        print("\n# in another shell:", flush=True)
+        print(f"export KUBECONFIG={cluster.kubeconfig}", flush=True)
+        print(f"export PATH={cluster.bin_dir}:$PATH", flush=True)
+        print("\n>> press Ctrl-C to stop the cluster", flush=True)
+        try:
+            while True:
+                time.sleep(1)
+                cluster._check_alive("while running")
+        except KeyboardInterrupt:
+            print("\n>> stopping", flush=True)
+    print(">> stopped; no processes left", flush=True)
+    return 0
+
+
+def _cmd_build(args: argparse.Namespace) -> int:
+    print(ensure_binaries())
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.cluster.localcluster", description=__doc__.split("\n")[0]
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("up", help="start a local cluster and wait for Ctrl-C")
+    up.add_argument(
+        "--crds", default=str(CRDS_DIR), help="folder of CRDs to apply (default: %(default)s)"
+    )
+    up.add_argument("--no-crds", action="store_true", help="do not install any CRDs")
+    up.add_argument(
+        "--keep", action="store_true", help="keep the run dir (logs, certs) after stopping"
+    )
+    up.set_defaults(func=_cmd_up)
+    build = sub.add_parser(
+        "build", help="build and cache the control-plane binaries, print their folder"
+    )
+    build.set_defaults(func=_cmd_build)
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except ClusterStartError as err:
+        print(f"!! {err}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
