@@ -32,7 +32,10 @@ def root_schema() -> dict[str, Any]:
 
 @cache
 def _validator() -> jsonschema.Draft4Validator:
-    return jsonschema.Draft4Validator(_closed(root_schema()))
+    schema = _closed(root_schema())
+    # ObjectMeta: the schema may only restrict name; every other key is the server's own.
+    schema["properties"]["metadata"].pop("additionalProperties", None)
+    return jsonschema.Draft4Validator(schema)
 
 
 def apply_defaults(schema: dict[str, Any], value: Any) -> Any:
