@@ -112,6 +112,9 @@ def markdown() -> str:
     for path, kind, default, bounds, description in rows():
         cells = [f"`{path}`", kind, default, bounds, description]
         lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+    name = crd.version_schema()["properties"].get("metadata", {}).get("properties", {}).get("name")
+    if name:
+        lines += ["", f"`metadata.name`: {_cell(name.get('description', ''))}"]
     lines += ["", "Cross-field rules (checked by the API server and again by the operator):", ""]
     lines += [f"- `{where}`: {_cell(message)}" for where, message in rules()]
     return "\n".join(lines) + "\n"
