@@ -63,11 +63,10 @@ async def transition(order: Order, target: str, **fields: Any) -> bool:
     return bool(updated)
 
 
-async def pay(order: Order, drink_name: str, client: httpx.AsyncClient) -> None:
-    """Create (or, on retry, re-obtain) the order's payment and record the outcome on the order.
-
-    Raises PaymentProviderError after recording PAYMENT_FAILED, so the caller can report it.
-    """
+async def request_payment(
+    order: Order, drink_name: str, client: httpx.AsyncClient
+) -> payments.Payment:
+    """Create (or on retry re-obtain, same Idempotence-Key) the order's payment."""
     body = payments.payment_request(
         order_id=str(order.id),
         total=order.total,
@@ -75,20 +74,48 @@ async def pay(order: Order, drink_name: str, client: httpx.AsyncClient) -> None:
         description=f"Order {order.id}: {order.quantity} x {drink_name}",
         return_url=settings.PAYMENT_RETURN_URL,
     )
+    return await payments.create_payment(
+        client, key=payments.idempotence_key(str(order.id)), body=body
+    )
+
+
+def payment_outcome(payment: payments.Payment) -> dict[str, Any]:
+    """The order fields a created payment sets."""
+    return {
+        "status": PROVIDER_STATUS.get(payment.status, S.AWAITING_PAYMENT),
+        "payment_id": payment.id,
+        "confirmation_url": payment.confirmation_url,
+        "payment_error": "",
+    }
+
+
+async def place(order: Order, drink_name: str, client: httpx.AsyncClient) -> None:
+    """Pay for a new (unsaved) order, then store it once with the outcome.
+
+    One INSERT instead of INSERT + UPDATE on the hot payment path. The order id (the
+    Idempotence-Key) exists before the call, so nothing is lost if the call fails: the order
+    is stored as PAYMENT_FAILED and PaymentProviderError re-raised for the caller to report.
+    (If the process dies during the call, the client got no answer and no confirmation URL,
+    so an unpaid provider payment without an order is harmless and expires at the provider.)
+    """
     try:
-        payment = await payments.create_payment(
-            client, key=payments.idempotence_key(str(order.id)), body=body
-        )
+        payment = await request_payment(order, drink_name, client)
+    except payments.PaymentProviderError as exc:
+        order.status, order.payment_error = S.PAYMENT_FAILED, exc.message[:200]
+        await order.asave(force_insert=True)
+        raise
+    for name, value in payment_outcome(payment).items():
+        setattr(order, name, value)
+    await order.asave(force_insert=True)
+
+
+async def retry(order: Order, drink_name: str, client: httpx.AsyncClient) -> None:
+    """Pay for a stored order whose payment failed; records the outcome (compare-and-set)."""
+    try:
+        payment = await request_payment(order, drink_name, client)
     except payments.PaymentProviderError as exc:
         await transition(order, S.PAYMENT_FAILED, payment_error=exc.message[:200])
         raise
-    target = PROVIDER_STATUS.get(payment.status, S.AWAITING_PAYMENT)
-    if not await transition(
-        order,
-        target,
-        payment_id=payment.id,
-        confirmation_url=payment.confirmation_url,
-        payment_error="",
-    ):
-        # A webhook got there first; report what is stored.
-        await order.arefresh_from_db()
+    outcome = payment_outcome(payment)
+    if not await transition(order, outcome.pop("status"), **outcome):
+        await order.arefresh_from_db()  # a webhook got there first; report what is stored

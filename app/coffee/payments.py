@@ -7,6 +7,8 @@ could otherwise hold a request far longer): with Uvicorn workers nothing else bo
 """
 
 import asyncio
+import functools
+import ssl
 import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -107,9 +109,17 @@ _clients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClien
 )
 
 
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    """Built once per process: loading the CA bundle costs more than a whole payment call, and
+    under WSGI a client (which would otherwise build its own) is created per request."""
+    return httpx.create_ssl_context()
+
+
 def _new_client() -> httpx.AsyncClient:
     timeout = settings.PAYMENT_PROVIDER_TIMEOUT
     return httpx.AsyncClient(
+        verify=_tls_context(),
         base_url=settings.PAYMENT_PROVIDER_URL,
         auth=httpx.BasicAuth(settings.PAYMENT_SHOP_ID, settings.PAYMENT_SECRET_KEY),
         timeout=httpx.Timeout(timeout),

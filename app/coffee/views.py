@@ -60,7 +60,7 @@ async def create_order(request: HttpRequest) -> HttpResponse:
         drink = await Drink.objects.aget(slug=wanted.drink, available=True)
     except Drink.DoesNotExist:
         return error(404, f"no drink {wanted.drink!r} on the menu", "drink")
-    order = await Order.objects.acreate(
+    order = Order(
         drink=drink,
         quantity=wanted.quantity,
         total=orders.order_total(drink.price, wanted.quantity),
@@ -68,7 +68,7 @@ async def create_order(request: HttpRequest) -> HttpResponse:
     )
     try:
         async with _client(request) as client:
-            await orders.pay(order, drink.name, client)
+            await orders.place(order, drink.name, client)
     except payments.PaymentProviderError as exc:
         return _payment_failed(order, exc)
     response = JsonResponse(orders.order_json(order, drink.slug), status=201)
@@ -102,7 +102,7 @@ async def retry_payment(request: HttpRequest, order_id: str) -> HttpResponse:
         )
     try:
         async with _client(request) as client:
-            await orders.pay(order, order.drink.name, client)
+            await orders.retry(order, order.drink.name, client)
     except payments.PaymentProviderError as exc:
         return _payment_failed(order, exc)
     return JsonResponse(orders.order_json(order, order.drink.slug))

@@ -1,0 +1,130 @@
+"""Shared pieces of the app benchmarks: the servers under test and a wrk driver.
+
+Servers (all real processes on 127.0.0.1, production settings, started through
+tests.support.servers so they run exactly like the tests' servers):
+
+  runserver   manage.py runserver (Django's threaded development server)
+  uvicorn     Gunicorn + our UvicornWorker with app/gunicorn.conf.py  (production)
+  stock       the same, but stock Django: django.core.asgi handler and the stock
+              MIDDLEWARE list (bench/app_stock_settings.py): the "before" picture
+  sync        Gunicorn's sync worker with the WSGI entry coffee.wsgi
+  asgi        Gunicorn's native asgi worker (gunicorn >= 24) with our ASGI app
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from tests.support.ports import free_port  # noqa: E402
+from tests.support.servers import (  # noqa: E402
+    APP_DIR,
+    CONFIG_FILE,
+    VENV_BIN,
+    RunningServer,
+    spawn_server,
+)
+
+ASGI_APP = "coffee_payment.asgi:application"
+STOCK_APP = "django.core.asgi:get_asgi_application()"
+WSGI_APP = "coffee.wsgi:application"
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+@contextmanager
+def app_server(kind: str, env: Mapping[str, str], workers: int) -> Iterator[RunningServer]:
+    """Start one server kind (see module docstring) bound to 127.0.0.1 only."""
+    env = dict(env)
+    port = free_port()
+    env["GUNICORN_PORT"] = str(port)
+    env["GUNICORN_WORKERS"] = str(workers)
+    if kind == "runserver":
+        cmd = [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"]
+    else:
+        extra = {
+            "uvicorn": [ASGI_APP],
+            "stock": [STOCK_APP],
+            "sync": ["-k", "sync", WSGI_APP],
+            "asgi": ["-k", "asgi", ASGI_APP],
+        }[kind]
+        if kind == "stock":
+            env["DJANGO_SETTINGS_MODULE"] = "bench.app_stock_settings"
+        cmd = [str(VENV_BIN / "gunicorn"), "-c", str(CONFIG_FILE), "-b", f"127.0.0.1:{port}",
+               *extra]
+    with spawn_server(cmd, env, port, cwd=APP_DIR) as server:
+        yield server
+
+
+@dataclass
+class Load:
+    requests: int
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    errors: int  # socket errors + non-2xx responses
+
+    def line(self) -> str:
+        return (f"{self.rps:8.0f} req/s  p50 {self.p50_ms:7.1f} ms  p99 {self.p99_ms:7.1f} ms"
+                f"  errors {self.errors}")
+
+
+_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+def _ms(text: str) -> float:
+    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()  # type: ignore[union-attr]
+    return float(number) * _UNITS[unit]
+
+
+def parse_wrk(output: str) -> Load:
+    """Requests/sec, latency percentiles and errors from `wrk --latency` output."""
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
+    p50 = _ms(re.search(r"^\s+50%\s+(\S+)", output, re.M).group(1))  # type: ignore[union-attr]
+    p99 = _ms(re.search(r"^\s+99%\s+(\S+)", output, re.M).group(1))  # type: ignore[union-attr]
+    total = int(re.search(r"(\d+) requests in", output).group(1))  # type: ignore[union-attr]
+    errors = 0
+    socket_errors = r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)"
+    if m := re.search(socket_errors, output):
+        errors += sum(int(g) for g in m.groups())
+    if m := re.search(r"Non-2xx or 3xx responses: (\d+)", output):
+        errors += int(m.group(1))
+    return Load(total, rps, p50, p99, errors)
+
+
+def wrk(url: str, *, connections: int, seconds: float, script: Path | None = None,
+        headers: Mapping[str, str] | None = None, threads: int = 2) -> Load:
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is not installed: run scripts/system-deps.sh (apt-get install -y wrk)")
+    cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s",
+           "--latency", "--timeout", "10s"]
+    for name, value in (headers or {}).items():
+        cmd += ["-H", f"{name}: {value}"]
+    if script is not None:
+        cmd += ["-s", str(script)]
+    output = subprocess.run([*cmd, url], capture_output=True, text=True, check=True).stdout
+    return parse_wrk(output)
+
+
+def summary(loads: list[Load]) -> Load:
+    """Median over rounds (robust to a noisy neighbour stealing one round)."""
+    return Load(
+        requests=sum(x.requests for x in loads),
+        rps=statistics.median(x.rps for x in loads),
+        p50_ms=statistics.median(x.p50_ms for x in loads),
+        p99_ms=statistics.median(x.p99_ms for x in loads),
+        errors=sum(x.errors for x in loads),
+    )

@@ -1,0 +1,163 @@
+#!/usr/bin/env python
+"""Payment path POST /api/orders with a 100 ms payment provider: Uvicorn vs the sync worker.
+
+SPEC section 7 target: Gunicorn+UvicornWorker >= 10x the throughput of Gunicorn's sync
+worker at the same worker count, with p99 latency <= 2x the provider latency at that load.
+
+Each request is a real order: JSON parsing and validation, a drink SELECT, the order INSERT,
+POST /v3/payments to the fake provider (tests/support/fake_provider.py, its own process,
+answering after --latency-ms), the order UPDATE, a 201 JSON answer.
+
+Fairness: both servers run the same Django project, settings, database and provider, with
+the same worker count and the same wrk load. The sync worker serves the WSGI entry
+coffee.wsgi, where Django runs the async views through its async_to_sync adapter (one
+short-lived event loop per request, so one provider connection per request): that costs
+CPU, but a sync worker is bounded by one request at a time per process in any case
+(workers / latency = 5 / 0.1 s = 50 requests/s), which is what the comparison shows.
+
+Database: a throwaway PostgreSQL (tests/support/postgres.py, the production database) unless
+--db sqlite. Rounds alternate the servers; the figure per server is the median over rounds.
+After the run, the provider's request count is checked against the orders wrk completed.
+
+    .venv/bin/python bench/app_payments.py [--rounds 3] [--seconds 8] [--connections 64]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import urllib.request
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+
+from app_common import REPO, Load, app_server, log, summary, wrk
+
+from tests.support.postgres import PostgresUnavailable, postgres_server
+from tests.support.servers import APP_DIR, migrate, server_env
+
+KINDS = ["uvicorn", "sync", "asgi"]
+ORDER_SCRIPT = """
+wrk.method = "POST"
+wrk.body = '{"drink": "latte", "quantity": 2}'
+wrk.headers["Content-Type"] = "application/json"
+"""
+
+
+@contextmanager
+def fake_provider(latency_ms: float) -> Iterator[str]:
+    """The fake provider as its own process (its CPU is not the benchmark's)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.support.fake_provider", "--port", "0",
+         "--latency-ms", str(latency_ms)],
+        cwd=REPO, stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        line = proc.stdout.readline() if proc.stdout else ""
+        if "listening on " not in line:
+            raise RuntimeError(f"fake provider did not start: {line!r}")
+        yield line.split("listening on ")[1].split()[0]
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def provider_requests(url: str) -> int:
+    with urllib.request.urlopen(f"{url}/_fake/state", timeout=10) as response:
+        return int(json.load(response)["requests"])
+
+
+@contextmanager
+def database(kind: str) -> Iterator[str | None]:
+    if kind == "sqlite":
+        yield None
+        return
+    try:
+        with postgres_server() as pg:
+            yield pg.create_database("coffee_bench")
+    except PostgresUnavailable as exc:
+        sys.exit(f"--db postgres: {exc} (or use --db sqlite)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--workers", type=int, default=5)
+    parser.add_argument("--latency-ms", type=float, default=100.0)
+    parser.add_argument("--timeout", type=float, default=5.0, help="PAYMENT_PROVIDER_TIMEOUT")
+    parser.add_argument("--db", choices=["postgres", "sqlite"], default="postgres")
+    parser.add_argument("--conn-max-age", type=int, default=60,
+                        help="CONN_MAX_AGE in DATABASE_URL (postgres); 0: one per request")
+    parser.add_argument("--servers", default=",".join(KINDS), help="comma-separated subset")
+    args = parser.parse_args()
+    kinds = [k for k in args.servers.split(",") if k]
+    if set(kinds) - set(KINDS):
+        parser.error(f"--servers: choose from {KINDS}")
+
+    script = Path(tempfile.mkdtemp(prefix="coffee-bench-")) / "order.lua"
+    script.write_text(ORDER_SCRIPT)
+    results: dict[str, list[Load]] = {k: [] for k in kinds}
+    with ExitStack() as stack:
+        log(f"starting the fake payment provider ({args.latency_ms:g} ms latency)")
+        provider = stack.enter_context(fake_provider(args.latency_ms))
+        log(f"provider at {provider}; database: {args.db}")
+        database_url = stack.enter_context(database(args.db))
+        if database_url and args.conn_max_age:
+            database_url += f"?CONN_MAX_AGE={args.conn_max_age}"
+        env = server_env(
+            database_url,
+            PYTHONPATH=os.pathsep.join([str(REPO), str(APP_DIR), str(REPO / "bench")]),
+            PAYMENT_PROVIDER_URL=provider,
+            PAYMENT_SHOP_ID="test-shop",
+            PAYMENT_SECRET_KEY="test-secret",
+            PAYMENT_PROVIDER_TIMEOUT=str(args.timeout),
+        )
+        log(f"migrating {env['DATABASE_URL']}")
+        migrate(env)
+        servers = {}
+        for kind in kinds:
+            log(f"starting {kind} ({args.workers} workers)")
+            servers[kind] = stack.enter_context(app_server(kind, env, args.workers))
+        log("warming up each server for 2 s")
+        for server in servers.values():
+            wrk(server.url("/api/orders"), connections=args.connections, seconds=2, script=script)
+        before = provider_requests(provider)
+        for rnd in range(args.rounds):
+            order = kinds[rnd % len(kinds):] + kinds[: rnd % len(kinds)]
+            for kind in order:
+                load = wrk(servers[kind].url("/api/orders"), connections=args.connections,
+                           seconds=args.seconds, script=script)
+                results[kind].append(load)
+                log(f"round {rnd + 1}/{args.rounds} {kind:>7}: {load.line()}")
+        made = provider_requests(provider) - before
+
+    print()
+    print(f"POST /api/orders, provider latency {args.latency_ms:g} ms, {args.connections} "
+          f"connections, {args.workers} workers, {args.rounds} x {args.seconds:g} s per server, "
+          f"median of rounds, database {args.db}")
+    final = {k: summary(v) for k, v in results.items()}
+    completed = sum(x.requests for loads in results.values() for x in loads)
+    print(f"provider saw {made} payment requests for {completed} orders answered")
+    base = final.get("sync")
+    for kind, load in final.items():
+        ratio = f"  {load.rps / base.rps:6.2f}x sync" if base else ""
+        print(f"  {kind:>7}: {load.line()}{ratio}")
+    if base and "uvicorn" in final:
+        ours = final["uvicorn"]
+        ratio = ours.rps / base.rps
+        bound = 2 * args.latency_ms
+        print(f"target throughput >= 10x sync: {ratio:.1f}x  {'PASS' if ratio >= 10 else 'FAIL'}")
+        print(f"target p99 <= {bound:g} ms at that load: {ours.p99_ms:.1f} ms  "
+              f"{'PASS' if ours.p99_ms <= bound else 'FAIL'}")
+        errors = sum(x.errors for x in results["uvicorn"])
+        print(f"failed requests (uvicorn): {errors}")
+
+
+if __name__ == "__main__":
+    main()
