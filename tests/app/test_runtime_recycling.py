@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections import Counter
 from collections.abc import Iterator
 
 import httpx
@@ -19,6 +20,9 @@ from tests.support.servers import (
 )
 
 pytestmark = pytest.mark.slow
+
+MIN_RECYCLES = 4  # worker replacements a load test must see to count
+ROUNDS = 10  # at most 10 x 2 s of load to get there
 
 
 @pytest.fixture(scope="module")
@@ -44,13 +48,13 @@ def test_workers_are_replaced_while_a_client_keeps_getting_200s(
     first_workers = set(recycling_server.worker_pids())
     answered_by: set[int] = set()
     with httpx.Client(base_url=recycling_server.base_url, timeout=10) as client:
-        for i in range(120):
+        for i in range(80):
             response = client.get("/test/slow?seconds=0")
             assert response.status_code == 200, (i, response.text)
             answered_by.add(response.json()["pid"])
             health = client.get("/health")
             assert health.status_code == 200, (i, health.text)
-    # 240 requests at <= 25 per worker: several generations of workers answered.
+    # 160 requests at <= 25 per worker: several generations of workers answered.
     assert len(answered_by - first_workers) >= 3
     assert recycles(recycling_server) >= 3
     assert len(recycling_server.worker_pids()) == 2
@@ -61,14 +65,20 @@ def test_recycling_under_concurrent_fresh_connections_loses_nothing(
 ) -> None:
     """The SPEC 7 scenario, scaled down: the stock UvicornWorker resets some of these."""
     before = recycles(recycling_server)
-    report = asyncio.run(
-        httpload.closed_loop(
-            "127.0.0.1", recycling_server.port, "/health", concurrency=24, duration=4.0
+    counts: Counter = Counter()
+    # Load in 2 s rounds until workers have been recycled several times (a busy
+    # machine serves fewer requests per second; the property is per recycle).
+    for _round in range(ROUNDS):
+        report = asyncio.run(
+            httpload.closed_loop(
+                "127.0.0.1", recycling_server.port, "/health", concurrency=24, duration=2.0
+            )
         )
-    )
-    assert recycles(recycling_server) - before >= 2, "load too light to recycle workers"
-    assert report.total > 100
-    assert dict(report.counts) == {httpload.OK: report.total}
+        counts.update(report.counts)
+        if recycles(recycling_server) - before >= MIN_RECYCLES:
+            break
+    assert recycles(recycling_server) - before >= MIN_RECYCLES, "load too light to recycle"
+    assert set(counts) == {httpload.OK}, dict(counts)
 
 
 def test_health_answers_during_recycling(recycling_server: RunningServer) -> None:
@@ -100,8 +110,9 @@ def test_recycling_under_keep_alive_clients_loses_nothing(
 
     async def client(errors: list[str], ok: list[int]) -> None:
         async with httpx.AsyncClient(base_url=recycling_server.base_url, timeout=10) as http:
-            deadline = asyncio.get_running_loop().time() + 3.0
-            while asyncio.get_running_loop().time() < deadline:
+            deadline = asyncio.get_running_loop().time() + 2.0 * ROUNDS
+            while (asyncio.get_running_loop().time() < deadline
+                   and recycles(recycling_server) - before < MIN_RECYCLES):
                 try:
                     response = await http.get("/health")
                 except httpx.HTTPError as exc:
@@ -119,6 +130,6 @@ def test_recycling_under_keep_alive_clients_loses_nothing(
         return errors, ok
 
     errors, ok = asyncio.run(run())
-    assert recycles(recycling_server) - before >= 2
+    assert recycles(recycling_server) - before >= MIN_RECYCLES, "load too light to recycle"
     assert errors == []
-    assert len(ok) > 100
+    assert ok
