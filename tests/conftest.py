@@ -48,9 +48,11 @@ def cluster(pytestconfig: pytest.Config) -> Iterator[LocalCluster]:
 
     progress = _terminal_progress(pytestconfig)
     with LocalCluster(progress=progress) as local:
+        started = local.timings["total"] - local.timings["binaries"]
         progress(
-            f"\n>> local Kubernetes cluster at {local.server} ready in "
-            f"{local.timings.get('total', 0):.1f}s (logs: {local.run_dir})"
+            f"\n>> local Kubernetes cluster at {local.server} started in {started:.1f}s "
+            f"(/readyz after {local.timings['readyz'] - local.timings['binaries']:.1f}s; "
+            f"logs: {local.run_dir})"
         )
         yield local
 

@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.cluster.build import kubernetes_version
 from tests.cluster.localcluster import CRDS_DIR, REPO_ROOT, LocalCluster
 
 pytestmark = pytest.mark.cluster
@@ -66,6 +67,13 @@ def crd_names_in_repo() -> set[str]:
             if doc and doc.get("kind") == "CustomResourceDefinition":
                 names.add(doc["metadata"]["name"])
     return names
+
+
+def test_server_and_kubectl_are_the_pinned_release(cluster: LocalCluster) -> None:
+    versions = json.loads(cluster.kubectl("version", "-o", "json").stdout)
+
+    assert versions["serverVersion"]["gitVersion"] == kubernetes_version()
+    assert versions["clientVersion"]["gitVersion"] == kubernetes_version()
 
 
 def test_crds_apply_and_become_established(cluster: LocalCluster) -> None:

@@ -26,7 +26,11 @@ from pathlib import Path
 
 MODULE_DIR = Path(__file__).resolve().parent
 KWOK_MODULE_DIR = MODULE_DIR / "kwok"
-GO_BUILD_FLAGS = ("-trimpath", "-ldflags=-s -w")
+GO_BUILD_FLAGS = ("-trimpath",)
+LDFLAGS = ("-s", "-w")
+# Upstream's release build (hack/lib/version.sh) stamps these; without them the API server's
+# /version and `kubectl version` say v0.0.0-master.
+VERSION_PACKAGES = ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version")
 HEARTBEAT_SECONDS = 15.0
 KWOK_STAGES_FILE = "kwok-stages.yaml"
 # Stages kwokctl installs by default: nodes become Ready and keep a Lease; pods become
@@ -49,6 +53,7 @@ class Program:
     name: str
     module_dir: Path
     package: str
+    stamps_kubernetes_version: bool = True
 
 
 # kube-apiserver first: it is the largest and the others reuse most of its compiled packages.
@@ -57,8 +62,8 @@ PROGRAMS: tuple[Program, ...] = (
     Program("kube-controller-manager", MODULE_DIR, "k8s.io/kubernetes/cmd/kube-controller-manager"),
     Program("kube-scheduler", MODULE_DIR, "k8s.io/kubernetes/cmd/kube-scheduler"),
     Program("kubectl", MODULE_DIR, "k8s.io/kubernetes/cmd/kubectl"),
-    Program("etcd", MODULE_DIR, "go.etcd.io/etcd/server/v3"),
-    Program("kwok", KWOK_MODULE_DIR, "sigs.k8s.io/kwok/cmd/kwok"),
+    Program("etcd", MODULE_DIR, "go.etcd.io/etcd/server/v3", stamps_kubernetes_version=False),
+    Program("kwok", KWOK_MODULE_DIR, "sigs.k8s.io/kwok/cmd/kwok", stamps_kubernetes_version=False),
 )
 
 
@@ -74,9 +79,25 @@ def kubernetes_version(go_mod: Path = MODULE_DIR / "go.mod") -> str:
     return match.group(1)
 
 
+def version_ldflags(version: str) -> list[str]:
+    """``-X`` flags so the binaries report ``version`` (e.g. v1.36.3) like a release build."""
+    major, minor = version.lstrip("v").split(".")[:2]
+    values = {"gitVersion": version, "gitMajor": major, "gitMinor": minor, "gitTreeState": "clean"}
+    return [
+        f"-X {pkg}.{name}={value}" for pkg in VERSION_PACKAGES for name, value in values.items()
+    ]
+
+
+def go_build_args(program: Program, version: str) -> list[str]:
+    ldflags = [*LDFLAGS, *(version_ldflags(version) if program.stamps_kubernetes_version else [])]
+    return [*GO_BUILD_FLAGS, f"-ldflags={' '.join(ldflags)}"]
+
+
 def module_hash(module_dirs: tuple[Path, ...] = (MODULE_DIR, KWOK_MODULE_DIR)) -> str:
     """Short hash of every go.mod/go.sum plus the build flags: changes to any of them rebuild."""
-    digest = hashlib.sha256(" ".join(GO_BUILD_FLAGS).encode())
+    digest = hashlib.sha256()
+    for program in PROGRAMS:
+        digest.update(" ".join(go_build_args(program, "vX.Y.Z")).encode())
     for module_dir in module_dirs:
         for name in ("go.mod", "go.sum"):
             digest.update(name.encode())
@@ -145,7 +166,8 @@ def _build_one(program: Program, bin_dir: Path, env: dict[str, str], progress: P
     """Build one program with ``go build -v``, reporting how many packages were compiled so far."""
     target = bin_dir / program.name
     partial = bin_dir / f".{program.name}.partial"
-    cmd = ["go", "build", *GO_BUILD_FLAGS, "-v", "-o", str(partial), program.package]
+    build_args = go_build_args(program, kubernetes_version())
+    cmd = ["go", "build", *build_args, "-v", "-o", str(partial), program.package]
     started = time.monotonic()
     progress(f">> building {program.name} ({program.package})")
     proc = subprocess.Popen(
