@@ -87,8 +87,9 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.watching.label_selectors["apps", "v1", "deployments"] = CHILD_SELECTOR
     settings.watching.label_selectors["v1", "services"] = CHILD_SELECTOR
     if OPTIONS.watch_timeout:
-        settings.watching.server_timeout = OPTIONS.watch_timeout
-        settings.watching.client_timeout = OPTIONS.watch_timeout + 10
+        # The API server takes whole seconds (timeoutSeconds=10.0 is a 400).
+        settings.watching.server_timeout = max(1, round(OPTIONS.watch_timeout))
+        settings.watching.client_timeout = settings.watching.server_timeout + 10
     # A Role-only install cannot list namespaces/CRDs cluster-wide: declare the static mode.
     if OPTIONS.exact_namespaces:
         settings.scanning.disabled = True
@@ -161,14 +162,17 @@ async def coffee_server_changed(
     await RECONCILER.reconcile((namespace, name), trimmed(body), trigger=f"{KIND} {reason}")
 
 
-@kopf.on.event(GROUP, VERSION, PLURAL)
+def _deleted(event: Mapping[str, Any], **_: Any) -> bool:
+    return event.get("type") == "DELETED"
+
+
+@kopf.on.event(GROUP, VERSION, PLURAL, when=_deleted)
 def coffee_server_event(
     event: Mapping[str, Any], body: kopf.Body, namespace: str, name: str, **_: Any
 ) -> None:
     """Forget a deleted CoffeeServer (its children go by garbage collection)."""
-    if event.get("type") == "DELETED":
-        RECONCILER.forget((namespace, name))
-        DIFFBASE.forget(body.metadata.uid or "")
+    RECONCILER.forget((namespace, name))
+    DIFFBASE.forget(body.metadata.uid or "")
 
 
 def controller_owner(body: Mapping[str, Any]) -> str | None:

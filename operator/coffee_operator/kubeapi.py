@@ -44,6 +44,11 @@ class ApiError(Exception):
     def not_found(self) -> bool:
         return self.status == 404
 
+    @property
+    def namespace_terminating(self) -> bool:
+        """Creation refused because the namespace is being deleted (nothing to fix)."""
+        return self.status == 403 and "being terminated" in self.message
+
 
 def object_path(
     api_version: str, kind: str, namespace: str, name: str, subresource: str = ""

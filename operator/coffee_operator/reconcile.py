@@ -185,6 +185,8 @@ class Reconciler:
             try:
                 self.live.wrote(await self.client.apply(obj))
             except ApiError as exc:
+                if exc.namespace_terminating:
+                    continue  # the namespace (and this CR with it) is going away
                 outcome.apply_error = f"{kind} {name}: {exc}"
                 continue
             outcome.writes.append((action, kind, name))

@@ -76,6 +76,10 @@ def run(args: argparse.Namespace) -> int:
         verbose=getattr(args, "verbose", False),
         quiet=getattr(args, "quiet", False),
     )
+    if not (getattr(args, "verbose", False) or getattr(args, "debug", False)):
+        # kopf logs every handler call ("Handler 'child_changed' succeeded") at INFO: one line
+        # per watch event. Our reconciler logs what it actually wrote instead.
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     kwargs = operator_kwargs(args)
     timeout = getattr(args, "watch_timeout", None) or os.environ.get(ENV_WATCH_TIMEOUT)
     handlers.OPTIONS.watch_timeout = float(timeout) if timeout else None
