@@ -130,13 +130,20 @@ def _build_lock(bin_dir: Path, progress: Progress) -> Iterator[None]:
     """Serialise builds: several pytest sessions may start on a cold machine at once."""
     bin_dir.parent.mkdir(parents=True, exist_ok=True)
     with open(bin_dir.parent / f"{bin_dir.name}.lock", "w") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            progress(
-                f">> another process is building the control plane into {bin_dir}; waiting for it"
-            )
-            fcntl.flock(lock, fcntl.LOCK_EX)
+        started, next_report = time.monotonic(), 0.0
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                waited = time.monotonic() - started
+                if waited >= next_report:
+                    next_report += HEARTBEAT_SECONDS
+                    progress(
+                        f">> another process is building the control plane into {bin_dir};"
+                        f" waiting for it ({waited:.0f}s)"
+                    )
+                time.sleep(1.0)
         try:
             yield
         finally:

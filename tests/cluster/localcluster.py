@@ -61,6 +61,7 @@ POD_CIDR = "10.244.0.0/16"
 NODE_NAME = "kwok-node-0"
 KWOK_ANNOTATION = "kwok.x-k8s.io/node"
 START_TIMEOUT = 120.0
+START_ATTEMPTS = 3
 STOP_GRACE_SECONDS = 5.0
 LOG_TAIL_LINES = 40
 
@@ -250,18 +251,31 @@ class LocalCluster:
         self._started_at = time.monotonic()
         self.bin_dir = ensure_binaries(self.progress)
         self._mark("binaries")
-        self.run_dir = Path(tempfile.mkdtemp(prefix="coffee-k8s-"))
-        self.kubeconfig = self.run_dir / "kubeconfig"
         _install_cleanup_handlers()
-        _LIVE.add(self)
-        try:
-            self._start_control_plane()
-        except BaseException:
-            self.progress(f"!! local cluster failed to start; logs kept in {self.run_dir}")
-            self.keep_run_dir = True
-            self.stop()
-            raise
-        return self
+        for attempt in range(1, START_ATTEMPTS + 1):
+            self.run_dir = Path(tempfile.mkdtemp(prefix="coffee-k8s-"))
+            self.kubeconfig = self.run_dir / "kubeconfig"
+            _LIVE.add(self)
+            try:
+                self._start_control_plane()
+                return self
+            except ClusterStartError as err:
+                # The free ports we picked can be taken by another process before our
+                # component binds them (other clusters start on this machine too).
+                if "address already in use" not in str(err) or attempt == START_ATTEMPTS:
+                    self._fail_start()
+                    raise
+                self.progress(f">> a port was taken meanwhile, retrying (attempt {attempt + 1})")
+                self.stop()
+            except BaseException:
+                self._fail_start()
+                raise
+        raise AssertionError("unreachable")
+
+    def _fail_start(self) -> None:
+        self.progress(f"!! local cluster failed to start; logs kept in {self.run_dir}")
+        self.keep_run_dir = True
+        self.stop()
 
     def stop(self) -> None:
         """Kill every process group (SIGTERM, then SIGKILL), remove the run dir. Idempotent.
@@ -387,6 +401,7 @@ class LocalCluster:
         self,
         what: str,
         ready: Callable[[], bool],
+        culprit: str = "kube-apiserver",
         timeout: float = START_TIMEOUT,
         every: float = 0.1,
     ) -> None:
@@ -400,8 +415,8 @@ class LocalCluster:
             except (OSError, ssl.SSLError):
                 pass  # not listening yet
             if time.monotonic() > deadline:
-                culprit = self._components[-1] if self._components else None
-                detail = f"\n{culprit.failure('still not ready')}" if culprit else ""
+                suspect = next((c for c in self._components if c.name == culprit), None)
+                detail = f"\n{suspect.failure('not ready')}" if suspect else ""
                 raise ClusterStartError(
                     f"timed out after {timeout:.0f}s waiting for {what}{detail}"
                 )
@@ -541,7 +556,7 @@ class LocalCluster:
         status, body = self.api_request("/api/v1/nodes", "POST", kwok_node_manifest(self.node_name))
         if status != 201:
             raise ClusterStartError(f"creating node {self.node_name} failed: HTTP {status}: {body}")
-        self._wait(f"node {self.node_name} Ready", self._node_ready)
+        self._wait(f"node {self.node_name} Ready", self._node_ready, culprit="kwok")
         self._mark("node_ready")
         # The serviceaccount controller creating `default` shows the controller-manager works.
         self._wait(
@@ -549,6 +564,7 @@ class LocalCluster:
             lambda: (
                 self.api_request("/api/v1/namespaces/default/serviceaccounts/default")[0] == 200
             ),
+            culprit="kube-controller-manager",
         )
         self._mark("controllers")
         if self.crds_dir is not None and any(self.crds_dir.glob("*.y*ml")):
