@@ -62,6 +62,9 @@ NODE_NAME = "kwok-node-0"
 KWOK_ANNOTATION = "kwok.x-k8s.io/node"
 START_TIMEOUT = 120.0
 START_ATTEMPTS = 3
+# Fewer garbage collections while the API server builds its OpenAPI models: ~20% less CPU
+# to /readyz on 2 busy cores. The memory limit makes the GC work harder again near 2 GiB.
+GO_RUNTIME_ENV = {"GOGC": "400", "GOMEMLIMIT": "2GiB"}
 STOP_GRACE_SECONDS = 5.0
 LOG_TAIL_LINES = 40
 
@@ -372,6 +375,7 @@ class LocalCluster:
         self.timings[stage] = round(time.monotonic() - self._started_at, 2)
 
     def _spawn(self, name: str, args: Sequence[str]) -> Component:
+        """Start one component; its output goes to <run_dir>/<name>.log."""
         log_path = self.run_dir / f"{name}.log"
         log_file = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
         proc = subprocess.Popen(
@@ -380,6 +384,7 @@ class LocalCluster:
             stdout=log_file,
             stderr=subprocess.STDOUT,
             cwd=self.run_dir,
+            env={**os.environ, **GO_RUNTIME_ENV},
             start_new_session=True,  # own process group: stop() kills it and anything it forks
             preexec_fn=_die_with_parent,
         )
