@@ -353,13 +353,10 @@ class LocalCluster:
         names = [n.split("/", 1)[1] for n in applied if n.startswith("customresourcedefinition")]
         if not names:
             return []
-        self.kubectl(
-            "wait", "--for=condition=Established", "--timeout=60s", *[f"crd/{n}" for n in names]
-        )
         for name in names:
-            _, crd = self.api_request(
-                f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}"
-            )
+            crd_path = f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}"
+            self._wait(f"CRD {name} Established", lambda path=crd_path: _established(self, path))
+            _, crd = self.api_request(crd_path)
             group, plural = crd["spec"]["group"], crd["spec"]["names"]["plural"]
             version = next(v["name"] for v in crd["spec"]["versions"] if v.get("served"))
             # A fresh CRD's first LISTs may answer 429 (or 404) while its storage warms up.
@@ -561,6 +558,10 @@ class LocalCluster:
         status, body = self.api_request("/api/v1/nodes", "POST", kwok_node_manifest(self.node_name))
         if status != 201:
             raise ClusterStartError(f"creating node {self.node_name} failed: HTTP {status}: {body}")
+        # CRDs go in while the controllers and kwok start up (it only needs the API server).
+        if self.crds_dir is not None and any(self.crds_dir.glob("*.y*ml")):
+            self.install_crds(self.crds_dir)
+            self._mark("crds")
         self._wait(f"node {self.node_name} Ready", self._node_ready, culprit="kwok")
         self._mark("node_ready")
         # The serviceaccount controller creating `default` shows the controller-manager works.
@@ -572,9 +573,6 @@ class LocalCluster:
             culprit="kube-controller-manager",
         )
         self._mark("controllers")
-        if self.crds_dir is not None and any(self.crds_dir.glob("*.y*ml")):
-            self.install_crds(self.crds_dir)
-            self._mark("crds")
         self._check_alive("after start-up")
         self._mark("total")
 
@@ -584,6 +582,12 @@ class LocalCluster:
             return False
         conditions = node.get("status", {}).get("conditions") or []
         return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+
+
+def _established(cluster: LocalCluster, crd_path: str) -> bool:
+    status, crd = cluster.api_request(crd_path)
+    conditions = crd.get("status", {}).get("conditions") or [] if status == 200 else []
+    return any(c["type"] == "Established" and c["status"] == "True" for c in conditions)
 
 
 # --------------------------------------------------------------------- command line
