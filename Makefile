@@ -30,6 +30,16 @@ demo: system-deps $(STAMP)
 cluster: $(STAMP)
 	$(VENV)/bin/python -m tests.cluster.localcluster up
 
+# Benchmarks (SPEC section 7): each script prints its progress and figures.
+bench-operator: system-deps $(STAMP)
+	$(VENV)/bin/python bench/operator_latency.py
+	$(VENV)/bin/python bench/operator_scale.py
+
+bench-app: system-deps $(STAMP)
+	$(VENV)/bin/python bench/app_menu.py
+	$(VENV)/bin/python bench/app_payments.py
+	$(VENV)/bin/python bench/app_shutdown.py
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
