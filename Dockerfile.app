@@ -19,7 +19,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     DJANGO_STATIC_ROOT=/app/staticfiles \
-    DATABASE_URL=sqlite:////app/data/db.sqlite3
+    DATABASE_URL=sqlite:////tmp/db.sqlite3
 RUN groupadd --system --gid 10001 app \
     && useradd --system --uid 10001 --gid app --home-dir /app --no-create-home \
        --shell /usr/sbin/nologin app
@@ -29,10 +29,11 @@ RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
 WORKDIR /app
 COPY app/manage.py app/gunicorn.conf.py app/entrypoint.sh ./
 # Static files are collected at build time (hashed + compressed, served by WhiteNoise);
-# development mode only supplies a throwaway key for this one command.
-RUN RUN_MODE=development python manage.py collectstatic --noinput --verbosity 0 \
-    && mkdir -p /app/data \
-    && chown app:app /app/data
+# development mode only supplies a throwaway key for this one command. Nothing under
+# /app is writable at run time: the pod runs with a read-only root filesystem and a
+# writable /tmp, where the (per-pod, throwaway) default SQLite database lives; real
+# deployments set DATABASE_URL to PostgreSQL.
+RUN RUN_MODE=development python manage.py collectstatic --noinput --verbosity 0
 USER 10001:10001
 EXPOSE 8000
 ENTRYPOINT ["/app/entrypoint.sh"]

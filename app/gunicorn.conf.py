@@ -12,16 +12,17 @@ from the environment the operator writes into the Deployment:
 | `GUNICORN_GRACEFUL_TIMEOUT` | = `GUNICORN_TIMEOUT` | Drain time on SIGTERM/SIGINT and on worker recycling, seconds | not an integer, or < 0: the timeout + warning |
 | `GUNICORN_MAX_REQUESTS` | `0` | Recycle a worker after this many requests (0 = never) | not an integer, or < 0: default + warning |
 | `GUNICORN_MAX_REQUESTS_JITTER` | `0` | Random 0..N added per worker to that limit, so workers do not recycle together | not an integer, or < 0: default + warning |
-| `RUN_MODE` | `production` | `production` runs Gunicorn; `development` runs `manage.py runserver` (entrypoint) | anything else: production + warning |
+| `RUN_MODE` | `production` | `production`: the entrypoint runs Gunicorn, Django's production hardening is on; `development`: `manage.py runserver` on the same port, DEBUG on | anything else: production + warning (entrypoint) |
 | `LOG_LEVEL` | `INFO` | Level for Gunicorn, Uvicorn and Django logs | unknown level: INFO + warning |
 | `DJANGO_SECRET_KEY` | none (development: a throwaway key) | Django's signing key | missing in production: refuses to start, exit 78 |
 | `DJANGO_ALLOWED_HOSTS` | `localhost,127.0.0.1,[::1]` | Comma-separated Host names Django answers | - |
 | `DJANGO_DEBUG` | `false` (`true` in development) | Django debug mode; also lifts the production hardening | - |
-| `DATABASE_URL` | `sqlite:///app/db.sqlite3` | Database URL (`postgres://user:pass@host:5432/db` in production) | unparsable URL: refuses to start |
+| `DATABASE_URL` | SQLite file `db.sqlite3` next to the code (image: `sqlite:////tmp/db.sqlite3`, per pod) | Database URL, parsed by django-environ (`postgres://user:pass@host:5432/db` in production) | unknown scheme: refuses to start, naming it |
 | `DJANGO_SECURE_SSL_REDIRECT` | `true` in production | Redirect plain HTTP to HTTPS (probes under `/health` are exempt) | - |
 | `DJANGO_SECURE_HSTS_SECONDS` | `31536000` in production | HSTS max-age | - |
+| `DJANGO_STATIC_ROOT` | `staticfiles` next to the code (image: `/app/staticfiles`) | Where `collectstatic` puts the files WhiteNoise serves | - |
 | `DJANGO_CSRF_TRUSTED_ORIGINS` | empty | Comma-separated origins trusted for CSRF (e.g. `https://coffee.example.com`) | - |
-| `RUN_MIGRATIONS` | `true` | Entrypoint applies migrations before starting | - |
+| `RUN_MIGRATIONS` | `true` | Entrypoint applies migrations before starting (`false`/`0`/`no`/`off` skip them) | - |
 | `DJANGO_SUPERUSER_USERNAME` / `_PASSWORD` / `_EMAIL` | unset | All three set: entrypoint creates that superuser once | - |
 
 An invalid value never stops the server: it takes the default and Gunicorn logs one

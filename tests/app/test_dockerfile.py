@@ -9,17 +9,20 @@ and start the server through entrypoint.sh from that virtualenv.
 from __future__ import annotations
 
 import os
+import pwd
 import re
 import shutil
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.support.ports import free_port
-from tests.support.servers import REPO_ROOT, TEST_SECRET_KEY, VENV_BIN, spawn_server
+from tests.support.servers import REPO_ROOT, TEST_SECRET_KEY, VENV_BIN, children_of, spawn_server
 
 DOCKERFILE = REPO_ROOT / "Dockerfile.app"
 IGNORE = REPO_ROOT / "Dockerfile.app.dockerignore"
@@ -79,9 +82,38 @@ def test_build_context_excludes_local_state() -> None:
     assert {".git", ".venv"} <= set((REPO_ROOT / ".dockerignore").read_text().split())
 
 
+@pytest.fixture
+def image_root() -> Iterator[Path]:
+    """A world-readable scratch root (pytest's tmp_path is private to root)."""
+    root = Path(tempfile.mkdtemp(prefix="coffee-image-"))
+    root.chmod(0o755)
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def run_as_unprivileged(cmd: list[str], python: Path) -> list[str]:
+    """As root, run like the image's USER: an unprivileged uid (``nobody``).
+
+    Only possible when that user can execute the base interpreter (a Debian python3
+    can; a pyenv build under /root cannot), otherwise the command runs unchanged.
+    """
+    runuser = shutil.which("runuser") or "/usr/sbin/runuser"
+    if os.geteuid() != 0:
+        return cmd
+    probe = [runuser, "-u", "nobody", "--", str(python), "-c", "pass"]
+    if subprocess.run(probe, capture_output=True, check=False).returncode != 0:
+        return cmd
+    return [runuser, "--preserve-environment", "-u", "nobody", "--", *cmd]
+
+
+def uid_of(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(next(line for line in status.splitlines() if line.startswith("Uid:")).split()[1])
+
+
 @pytest.mark.slow
-def test_image_steps_in_a_clean_virtualenv(tmp_path: Path) -> None:
-    wheels, venv, app = tmp_path / "wheels", tmp_path / "venv", tmp_path / "app"
+def test_image_steps_in_a_clean_virtualenv(image_root: Path) -> None:
+    wheels, venv, app = image_root / "wheels", image_root / "venv", image_root / "app"
     run = dict(check=True, capture_output=True, text=True, timeout=600)
     # build stage: wheels for the app and its runtime dependencies (pip's cache allowed)
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--wheel-dir",
@@ -94,14 +126,18 @@ def test_image_steps_in_a_clean_virtualenv(tmp_path: Path) -> None:
     app.mkdir()
     for name in COPIED_FILES:
         shutil.copy2(REPO_ROOT / "app" / name, app / name)
-    (app / "data").mkdir()
+    # The pod's only writable place: /tmp (read-only root filesystem otherwise).
+    writable_tmp = image_root / "tmp"
+    writable_tmp.mkdir(mode=0o1777)
+    writable_tmp.chmod(0o1777)
     env = {
         "PATH": f"{venv / 'bin'}{os.pathsep}/usr/bin:/bin",
-        "HOME": str(tmp_path),
+        "HOME": str(app),
+        "TMPDIR": str(writable_tmp),
         "PYTHONDONTWRITEBYTECODE": "1",
         "PYTHONUNBUFFERED": "1",
         "DJANGO_STATIC_ROOT": str(app / "staticfiles"),
-        "DATABASE_URL": f"sqlite:///{app / 'data' / 'db.sqlite3'}",
+        "DATABASE_URL": f"sqlite:///{writable_tmp / 'db.sqlite3'}",
     }
     subprocess.run(["sh", "-c", COLLECTSTATIC], cwd=app, env=env, **run)
     assert (app / "staticfiles" / "staticfiles.json").exists()
@@ -110,7 +146,7 @@ def test_image_steps_in_a_clean_virtualenv(tmp_path: Path) -> None:
         [str(venv / "bin" / "python"), "-c",
          "import coffee_payment, importlib.metadata as m; print(coffee_payment.__file__); "
          "print(' '.join(d.metadata['Name'].lower() for d in m.distributions()))"],
-        cwd=tmp_path, env=env, **run,
+        cwd=image_root, env=env, **run,
     ).stdout.splitlines()
     assert location.startswith(str(venv))  # the installed package, not the checkout
     distributions = set(names.split())
@@ -120,13 +156,21 @@ def test_image_steps_in_a_clean_virtualenv(tmp_path: Path) -> None:
     port = free_port()
     env.update({"DJANGO_SECRET_KEY": TEST_SECRET_KEY, "GUNICORN_PORT": str(port),
                 "DJANGO_ALLOWED_HOSTS": "127.0.0.1", "GUNICORN_WORKERS": "2"})
-    with spawn_server([str(app / "entrypoint.sh")], env, port, "/health/ready",
-                      cwd=app) as server:
-        workers = server.worker_pids()
+    cmd = run_as_unprivileged([str(app / "entrypoint.sh")], venv / "bin" / "python")
+    with spawn_server(cmd, env, port, "/health/ready", cwd=app) as server:
+        # entrypoint -> exec Gunicorn (under runuser when the test runs as root)
+        master = server.proc.pid if cmd[0].endswith("entrypoint.sh") else server.worker_pids()[0]
+        workers = children_of(master)
         assert len(workers) == 2
+        if cmd[0].endswith("runuser"):
+            assert {uid_of(pid) for pid in (master, *workers)} == {pwd.getpwnam("nobody").pw_uid}
         # The workers run the virtualenv's packages (compiled uvloop/httptools mapped
         # from its site-packages), not the checkout's .venv.
         maps = Path(f"/proc/{workers[0]}/maps").read_text()
         assert str(venv / "lib") in maps
         assert str(REPO_ROOT / ".venv") not in maps
         assert httpx.get(server.url("/health")).status_code == 200
+        # Behind the TLS-terminating ingress (production redirects plain HTTP).
+        menu = httpx.get(server.url("/api/menu"), headers={"X-Forwarded-Proto": "https"})
+        assert menu.status_code == 200
+    assert (writable_tmp / "db.sqlite3").exists()  # migrations wrote only under /tmp
