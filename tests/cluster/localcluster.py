@@ -16,33 +16,36 @@ Command line (what ``make cluster`` runs)::
 from __future__ import annotations
 
 import argparse
-import atexit
-import base64
-import contextlib
-import ctypes
 import json
 import os
 import shutil
-import signal
-import socket
 import ssl
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType, TracebackType
-from typing import IO, Any
+from types import TracebackType
+from typing import Any
 
 import yaml
 
+from . import processes
 from .build import KWOK_STAGES_FILE, Progress, ensure_binaries, kubernetes_version
+from .manifests import (
+    KWOK_ANNOTATION,
+    NODE_NAME,
+    crd_established,
+    kubeconfig_document,
+    kwok_node_manifest,
+    node_ready,
+)
 from .pki import CertificateAuthority, KeyPair, service_account_keys
+from .processes import ClusterStartError, Component, free_port
 
 __all__ = [
     "CRDS_DIR",
@@ -58,19 +61,12 @@ CRDS_DIR = REPO_ROOT / "crds"
 # Large enough for the operator's scale benchmark (a /24 runs out at ~250 ClusterIP Services).
 SERVICE_CIDR = "10.96.0.0/16"
 POD_CIDR = "10.244.0.0/16"
-NODE_NAME = "kwok-node-0"
-KWOK_ANNOTATION = "kwok.x-k8s.io/node"
 START_TIMEOUT = 120.0
 START_ATTEMPTS = 3
 # Fewer garbage collections while the API server builds its OpenAPI models: ~20% less CPU
 # to /readyz on 2 busy cores. The memory limit makes the GC work harder again near 2 GiB.
 GO_RUNTIME_ENV = {"GOGC": "400", "GOMEMLIMIT": "2GiB"}
 STOP_GRACE_SECONDS = 5.0
-LOG_TAIL_LINES = 40
-
-
-class ClusterStartError(RuntimeError):
-    """The control plane did not come up; the message names the component and shows its log tail."""
 
 
 class KubectlError(subprocess.CalledProcessError):
@@ -78,136 +74,6 @@ class KubectlError(subprocess.CalledProcessError):
 
     def __str__(self) -> str:
         return f"{super().__str__()}\nstdout: {self.stdout}\nstderr: {self.stderr}"
-
-
-def free_port() -> int:
-    """An ephemeral loopback port that is free right now (the kernel picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError as exc:
-        return f"<cannot read {path}: {exc}>"
-
-
-def _die_with_parent() -> None:
-    """Runs in the child before exec: the kernel kills it when our process dies, even by SIGKILL."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    pr_set_pdeathsig = 1
-    libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
-
-
-def kubeconfig_document(
-    server: str, ca: KeyPair, user: KeyPair, name: str = "coffee-local"
-) -> dict[str, Any]:
-    """A self-contained kubeconfig (certificates embedded), so it can be copied anywhere."""
-
-    def b64(path: Path) -> str:
-        return base64.b64encode(path.read_bytes()).decode()
-
-    return {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [
-            {
-                "name": name,
-                "cluster": {"server": server, "certificate-authority-data": b64(ca.cert)},
-            }
-        ],
-        "users": [
-            {
-                "name": name,
-                "user": {
-                    "client-certificate-data": b64(user.cert),
-                    "client-key-data": b64(user.key),
-                },
-            }
-        ],
-        "contexts": [
-            {"name": name, "context": {"cluster": name, "user": name, "namespace": "default"}}
-        ],
-        "current-context": name,
-    }
-
-
-def kwok_node_manifest(name: str = NODE_NAME) -> dict[str, Any]:
-    """One fake node managed by kwok: untainted, with room for thousands of pods."""
-    resources = {"cpu": "1000", "memory": "4Ti", "pods": "10000"}
-    return {
-        "apiVersion": "v1",
-        "kind": "Node",
-        "metadata": {
-            "name": name,
-            "annotations": {KWOK_ANNOTATION: "fake", "node.alpha.kubernetes.io/ttl": "0"},
-            "labels": {
-                "kubernetes.io/arch": "amd64",
-                "kubernetes.io/os": "linux",
-                "kubernetes.io/hostname": name,
-                "kubernetes.io/role": "agent",
-                "node-role.kubernetes.io/agent": "",
-                "type": "kwok",
-            },
-        },
-        "status": {
-            "allocatable": resources,
-            "capacity": resources,
-            "nodeInfo": {
-                "architecture": "amd64",
-                "operatingSystem": "linux",
-                "kubeletVersion": "fake",
-            },
-        },
-    }
-
-
-@dataclass
-class Component:
-    """One running control-plane process (leader of its own process group) and its log file."""
-
-    name: str
-    proc: subprocess.Popen[bytes]
-    log_path: Path
-    log_file: IO[bytes]
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def failure(self, what: str) -> ClusterStartError:
-        state = "is running" if self.alive() else f"exited with code {self.proc.returncode}"
-        return ClusterStartError(
-            f"{what}: {self.name} {state}; last lines of {self.log_path}:\n{tail(self.log_path)}"
-        )
-
-
-# Clusters started in this process, stopped at exit or on SIGTERM/SIGHUP whatever the caller does.
-_LIVE: set[LocalCluster] = set()
-_HANDLERS_INSTALLED = False
-
-
-def _stop_all() -> None:
-    for cluster in list(_LIVE):
-        cluster.stop()
-
-
-def _on_signal(signum: int, frame: FrameType | None) -> None:
-    _stop_all()
-    raise KeyboardInterrupt(f"received {signal.Signals(signum).name}")
-
-
-def _install_cleanup_handlers() -> None:
-    global _HANDLERS_INSTALLED
-    if _HANDLERS_INSTALLED:
-        return
-    atexit.register(_stop_all)
-    if threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGTERM, signal.SIGHUP):
-            if signal.getsignal(sig) in (signal.SIG_DFL, None):
-                signal.signal(sig, _on_signal)
-    _HANDLERS_INSTALLED = True
 
 
 @dataclass(eq=False)
@@ -254,11 +120,10 @@ class LocalCluster:
         self._started_at = time.monotonic()
         self.bin_dir = ensure_binaries(self.progress)
         self._mark("binaries")
-        _install_cleanup_handlers()
         for attempt in range(1, START_ATTEMPTS + 1):
             self.run_dir = Path(tempfile.mkdtemp(prefix="coffee-k8s-"))
             self.kubeconfig = self.run_dir / "kubeconfig"
-            _LIVE.add(self)
+            processes.register(self)
             try:
                 self._start_control_plane()
                 return self
@@ -288,16 +153,8 @@ class LocalCluster:
         """
         components, self._components = self._components, []
         for comp in reversed(components):
-            self._signal_group(comp, signal.SIGTERM)
-            try:
-                comp.proc.wait(timeout=STOP_GRACE_SECONDS)
-            except subprocess.TimeoutExpired:
-                self._signal_group(comp, signal.SIGKILL)
-                comp.proc.wait()
-            # Anything the component forked that is still in its group goes too.
-            self._signal_group(comp, signal.SIGKILL)
-            comp.log_file.close()
-        _LIVE.discard(self)
+            comp.stop(STOP_GRACE_SECONDS)
+        processes.unregister(self)
         run_dir = getattr(self, "run_dir", None)
         if run_dir is not None and run_dir.exists() and not self.keep_run_dir:
             shutil.rmtree(run_dir, ignore_errors=True)
@@ -355,7 +212,10 @@ class LocalCluster:
             return []
         for name in names:
             crd_path = f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}"
-            self._wait(f"CRD {name} Established", lambda path=crd_path: _established(self, path))
+            self._wait(
+                f"CRD {name} Established",
+                lambda path=crd_path: crd_established(self._get(path)),
+            )
             _, crd = self.api_request(crd_path)
             group, plural = crd["spec"]["group"], crd["spec"]["names"]["plural"]
             version = next(v["name"] for v in crd["spec"]["versions"] if v.get("served"))
@@ -373,26 +233,20 @@ class LocalCluster:
 
     def _spawn(self, name: str, args: Sequence[str]) -> Component:
         """Start one component; its output goes to <run_dir>/<name>.log."""
-        log_path = self.run_dir / f"{name}.log"
-        log_file = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
-        proc = subprocess.Popen(
+        comp = Component.spawn(
+            name,
             [str(self.bin_dir / name), *args],
-            stdin=subprocess.DEVNULL,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
+            log_path=self.run_dir / f"{name}.log",
             cwd=self.run_dir,
             env={**os.environ, **GO_RUNTIME_ENV},
-            start_new_session=True,  # own process group: stop() kills it and anything it forks
-            preexec_fn=_die_with_parent,
         )
-        comp = Component(name, proc, log_path, log_file)
         self._components.append(comp)
         return comp
 
-    @staticmethod
-    def _signal_group(comp: Component, sig: signal.Signals) -> None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(comp.proc.pid, sig)
+    def _get(self, path: str) -> dict[str, Any]:
+        """GET a JSON object; {} when it is not (yet) there."""
+        status, body = self.api_request(path)
+        return body if status == 200 and isinstance(body, dict) else {}
 
     def _check_alive(self, what: str) -> None:
         for comp in self._components:
@@ -425,7 +279,10 @@ class LocalCluster:
             time.sleep(every)
 
     def _write_kubeconfig(self, path: Path, ca: KeyPair, user: KeyPair) -> Path:
-        path.write_text(yaml.safe_dump(kubeconfig_document(self.server, ca, user), sort_keys=False))
+        document = kubeconfig_document(
+            self.server, ca.cert.read_bytes(), user.cert.read_bytes(), user.key.read_bytes()
+        )
+        path.write_text(yaml.safe_dump(document, sort_keys=False))
         path.chmod(0o600)
         return path
 
@@ -562,7 +419,11 @@ class LocalCluster:
         if self.crds_dir is not None and any(self.crds_dir.glob("*.y*ml")):
             self.install_crds(self.crds_dir)
             self._mark("crds")
-        self._wait(f"node {self.node_name} Ready", self._node_ready, culprit="kwok")
+        self._wait(
+            f"node {self.node_name} Ready",
+            lambda: node_ready(self._get(f"/api/v1/nodes/{self.node_name}")),
+            culprit="kwok",
+        )
         self._mark("node_ready")
         # The serviceaccount controller creating `default` shows the controller-manager works.
         self._wait(
@@ -575,19 +436,6 @@ class LocalCluster:
         self._mark("controllers")
         self._check_alive("after start-up")
         self._mark("total")
-
-    def _node_ready(self) -> bool:
-        status, node = self.api_request(f"/api/v1/nodes/{self.node_name}")
-        if status != 200:
-            return False
-        conditions = node.get("status", {}).get("conditions") or []
-        return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
-
-
-def _established(cluster: LocalCluster, crd_path: str) -> bool:
-    status, crd = cluster.api_request(crd_path)
-    conditions = crd.get("status", {}).get("conditions") or [] if status == 200 else []
-    return any(c["type"] == "Established" and c["status"] == "True" for c in conditions)
 
 
 # --------------------------------------------------------------------- command line
