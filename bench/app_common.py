@@ -45,6 +45,13 @@ def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
+def load_average() -> str:
+    """The machine's 1-minute load average and core count: how noisy the run was."""
+    import os
+
+    return f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+
+
 @contextmanager
 def app_server(kind: str, env: Mapping[str, str], workers: int) -> Iterator[RunningServer]:
     """Start one server kind (see module docstring) bound to 127.0.0.1 only."""

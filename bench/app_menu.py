@@ -27,7 +27,7 @@ import subprocess
 import sys
 from contextlib import ExitStack
 
-from app_common import REPO, Load, app_server, log, summary, wrk
+from app_common import REPO, Load, app_server, load_average, log, summary, wrk
 
 from tests.support.servers import APP_DIR, migrate, server_env
 
@@ -149,7 +149,7 @@ def main() -> None:
                 load = wrk(servers[kind].url("/api/menu"), connections=args.connections,
                            seconds=args.seconds, headers=HEADERS)
                 results[kind].append(load)
-                log(f"round {rnd + 1}/{args.rounds} {kind:>9}: {load.line()}")
+                log(f"round {rnd + 1}/{args.rounds} ({load_average()}) {kind:>9}: {load.line()}")
 
     print()
     print(f"GET /api/menu, {args.connections} connections, {args.rounds} x {args.seconds:g} s "

@@ -35,7 +35,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-from app_common import REPO, Load, app_server, log, summary, wrk
+from app_common import REPO, Load, app_server, load_average, log, summary, wrk
 
 from tests.support.postgres import PostgresUnavailable, postgres_server
 from tests.support.servers import APP_DIR, migrate, server_env
@@ -134,7 +134,7 @@ def main() -> None:
                 load = wrk(servers[kind].url("/api/orders"), connections=args.connections,
                            seconds=args.seconds, script=script)
                 results[kind].append(load)
-                log(f"round {rnd + 1}/{args.rounds} {kind:>7}: {load.line()}")
+                log(f"round {rnd + 1}/{args.rounds} ({load_average()}) {kind:>7}: {load.line()}")
         made = provider_requests(provider) - before
 
     print()
