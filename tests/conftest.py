@@ -26,6 +26,25 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.cluster)
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Build the control plane before the first test when a selected test is marked ``cluster``.
+
+    A cold build takes far longer than the per-test timeout (pytest.ini), so it must not
+    happen inside a test's set-up; hooks are not timed. App-only runs build nothing.
+    """
+    if session.config.option.collectonly:
+        return
+    if not any(item.get_closest_marker("cluster") for item in session.items):
+        return
+    from tests.cluster.build import BuildError, ensure_binaries
+
+    progress = _terminal_progress(session.config)
+    try:
+        ensure_binaries(progress)
+    except BuildError as err:  # the `cluster` fixture raises it again for each test
+        progress(f"!! {err}")
+
+
 def _terminal_progress(config: pytest.Config) -> Callable[[str], None]:
     """Progress lines that reach the terminal even under output capture (a cold build is long)."""
     capman = config.pluginmanager.getplugin("capturemanager")
