@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -21,7 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.cluster.build import kubernetes_version
+from tests.cluster.build import binaries_dir, kubernetes_version
 from tests.cluster.localcluster import CRDS_DIR, REPO_ROOT, LocalCluster
 
 pytestmark = pytest.mark.cluster
@@ -220,7 +219,7 @@ def _alive(pid: int) -> bool:
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "Ctrl-C"])
-def test_make_cluster_stops_every_process_on_signal(sig: signal.Signals, tmp_path: Path) -> None:
+def test_make_cluster_stops_every_process_on_signal(sig: signal.Signals) -> None:
     """`make cluster` runs this command; a signal must take the whole control plane down."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "tests.cluster.localcluster", "up", "--no-crds"],
@@ -241,10 +240,16 @@ def test_make_cluster_stops_every_process_on_signal(sig: signal.Signals, tmp_pat
         kubeconfig = line.strip().split("=", 1)[1]
         children = _children(proc.pid)
         assert len(children) == 5, children  # etcd, apiserver, controller-manager, scheduler, kwok
-        bin_dir = re.search(r"export PATH=(\S+):", proc.stdout.readline() or "")
-        kubectl = Path(bin_dir.group(1)) / "kubectl" if bin_dir else Path("kubectl")
         nodes = subprocess.run(
-            [str(kubectl), "--kubeconfig", kubeconfig, "get", "nodes", "-o", "name"],
+            [
+                str(binaries_dir() / "kubectl"),
+                "--kubeconfig",
+                kubeconfig,
+                "get",
+                "nodes",
+                "-o",
+                "name",
+            ],
             capture_output=True,
             text=True,
             check=True,
