@@ -195,9 +195,7 @@ class DrainingServer(Server):
             while True:
                 try:
                     conn, _addr = spare.accept()
-                except (BlockingIOError, InterruptedError):
-                    break
-                except OSError:
+                except OSError:  # BlockingIOError: the backlog is empty
                     break
                 accepted.append(conn)
             spare.close()
@@ -210,7 +208,7 @@ class DrainingServer(Server):
         # A signal means the listener is going away for good: take its backlog. When
         # only this worker is recycling, the master and the other workers keep the
         # queue alive and serve it.
-        signalled = self.should_exit
+        signalled = self.should_exit and not self.force_exit
         for conn in self._stop_listening(drain_backlog=signalled):
             conn.setblocking(False)
             await loop.connect_accepted_socket(self._new_protocol, conn)
@@ -282,7 +280,10 @@ class UvicornWorker(_StockUvicornWorker):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.config.timeout_graceful_shutdown = self.cfg.graceful_timeout
+        # A little under the master's own limit, so on SIGTERM the worker cancels and
+        # logs what is left itself instead of being SIGKILLed mid-drain.
+        graceful = float(self.cfg.graceful_timeout)
+        self.config.timeout_graceful_shutdown = max(graceful - 1, graceful / 2)
 
     async def _serve(self) -> None:
         self.config.app = self.wsgi

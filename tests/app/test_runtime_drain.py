@@ -105,3 +105,22 @@ def test_quiet_connection_is_closed_after_the_keep_alive_timeout(
         closed_after = time.monotonic() - signalled
         assert one_worker.proc.wait(timeout=10) == 0
     assert 1.5 < closed_after < 4.0
+
+
+def test_drain_is_bounded_by_the_graceful_timeout() -> None:
+    """A request longer than GUNICORN_GRACEFUL_TIMEOUT is cut off; the master exits 0 in time."""
+    env = server_env(GUNICORN_WORKERS="1", GUNICORN_GRACEFUL_TIMEOUT="2",
+                     DJANGO_SETTINGS_MODULE=TEST_SETTINGS)
+    migrate(env)
+    with gunicorn_server(env) as server, socket.create_connection(
+        ("127.0.0.1", server.port)
+    ) as sock:
+        send_request(sock, "/test/slow?seconds=30")
+        time.sleep(0.3)
+        signalled = time.monotonic()
+        server.proc.send_signal(signal.SIGTERM)
+        assert server.proc.wait(timeout=10) == 0
+        assert time.monotonic() - signalled < 3.5
+        sock.settimeout(5)
+        assert sock.recv(1) == b""  # the over-long request got no response
+        assert "Graceful timeout (1.0s) exceeded: cancelling 1 request(s)" in server.stderr()
