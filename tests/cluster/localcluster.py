@@ -22,7 +22,6 @@ import shutil
 import ssl
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -67,6 +66,7 @@ START_ATTEMPTS = 3
 # to /readyz on 2 busy cores. The memory limit makes the GC work harder again near 2 GiB.
 GO_RUNTIME_ENV = {"GOGC": "400", "GOMEMLIMIT": "2GiB"}
 STOP_GRACE_SECONDS = 5.0
+RUN_DIR_PREFIX = "coffee-k8s-"
 
 
 class KubectlError(subprocess.CalledProcessError):
@@ -121,7 +121,8 @@ class LocalCluster:
         self.bin_dir = ensure_binaries(self.progress)
         self._mark("binaries")
         for attempt in range(1, START_ATTEMPTS + 1):
-            self.run_dir = Path(tempfile.mkdtemp(prefix="coffee-k8s-"))
+            processes.prune_orphaned_run_dirs(RUN_DIR_PREFIX)
+            self.run_dir = processes.make_run_dir(RUN_DIR_PREFIX)
             self.kubeconfig = self.run_dir / "kubeconfig"
             processes.register(self)
             try:
@@ -156,8 +157,11 @@ class LocalCluster:
             comp.stop(STOP_GRACE_SECONDS)
         processes.unregister(self)
         run_dir = getattr(self, "run_dir", None)
-        if run_dir is not None and run_dir.exists() and not self.keep_run_dir:
-            shutil.rmtree(run_dir, ignore_errors=True)
+        if run_dir is not None and run_dir.exists():
+            if self.keep_run_dir:
+                processes.keep_run_dir(run_dir)
+            else:
+                shutil.rmtree(run_dir, ignore_errors=True)
 
     @property
     def pids(self) -> list[int]:

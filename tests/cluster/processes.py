@@ -12,9 +12,11 @@ import atexit
 import contextlib
 import ctypes
 import os
+import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -23,6 +25,8 @@ from types import FrameType
 from typing import IO, Protocol
 
 LOG_TAIL_LINES = 40
+OWNER_FILE = "owner.pid"
+KEEP_FILE = "KEEP"
 
 
 class ClusterStartError(RuntimeError):
@@ -41,6 +45,30 @@ def tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     except OSError as exc:
         return f"<cannot read {path}: {exc}>"
+
+
+def make_run_dir(prefix: str) -> Path:
+    """A fresh temp dir recording which process owns it (see prune_orphaned_run_dirs)."""
+    run_dir = Path(tempfile.mkdtemp(prefix=prefix))
+    (run_dir / OWNER_FILE).write_text(str(os.getpid()))
+    return run_dir
+
+
+def keep_run_dir(run_dir: Path) -> None:
+    """Mark a run dir as kept on purpose (logs of a failed start), so pruning spares it."""
+    (run_dir / KEEP_FILE).touch()
+
+
+def prune_orphaned_run_dirs(prefix: str) -> None:
+    """Remove run dirs whose owner died without cleaning up (SIGKILL leaves them behind)."""
+    for run_dir in Path(tempfile.gettempdir()).glob(f"{prefix}*"):
+        try:
+            owner = int((run_dir / OWNER_FILE).read_text())
+        except (OSError, ValueError):
+            continue  # not ours, or being created right now
+        if (run_dir / KEEP_FILE).exists() or Path(f"/proc/{owner}").exists():
+            continue
+        shutil.rmtree(run_dir, ignore_errors=True)
 
 
 def _die_with_parent() -> None:
