@@ -16,7 +16,7 @@ pytestmark = pytest.mark.slow
 
 GRACEFUL_TIMEOUT = 10
 IN_FLIGHT = 110  # "100+ concurrent connections"
-SLOW_SECONDS = 2.0
+SLOW_SECONDS = 3.0
 
 
 def connect_refused(port: int) -> bool:
