@@ -15,8 +15,10 @@ from the caller's shell. ``migrate(env)`` applies migrations with that env.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -39,6 +41,22 @@ TEST_SECRET_KEY = "test-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz-AB
 # Settings module that adds test-only URLs (e.g. /test/slow) to the real ones.
 TEST_SETTINGS = "tests.support.django_settings"
 
+_scratch_dirs: list[Path] = []
+
+
+def _scratch_dir(prefix: str) -> Path:
+    """A temporary directory removed when the process exits (logs stay readable until then)."""
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    _scratch_dirs.append(path)
+    return path
+
+
+@atexit.register
+def _remove_scratch_dirs() -> None:
+    for path in _scratch_dirs:
+        shutil.rmtree(path, ignore_errors=True)
+
+
 _SCRUB_PREFIXES = ("GUNICORN_", "DJANGO_", "DATABASE_URL", "RUN_MODE", "LOG_LEVEL",
                    "RUN_MIGRATIONS", "PAYMENT_PROVIDER_")
 
@@ -47,7 +65,7 @@ def server_env(database_url: str | None = None, **overrides: str) -> dict[str, s
     """A production-like environment for a server subprocess (see module docstring)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(_SCRUB_PREFIXES)}
     if database_url is None:
-        db_dir = Path(tempfile.mkdtemp(prefix="coffee-db-"))
+        db_dir = _scratch_dir("coffee-db-")
         database_url = f"sqlite:///{db_dir / 'db.sqlite3'}"
     env.update(
         {
@@ -167,7 +185,7 @@ def spawn_server(
     ready_timeout: float = 60.0, stop_timeout: float = 40.0, cwd: Path = APP_DIR,
 ) -> Iterator[RunningServer]:
     """Start any server command in its own process group; yield once ready_path is 200."""
-    logdir = Path(tempfile.mkdtemp(prefix="coffee-server-"))
+    logdir = _scratch_dir("coffee-server-")
     out, err = logdir / "stdout.log", logdir / "stderr.log"
     with out.open("wb") as fout, err.open("wb") as ferr:
         proc = subprocess.Popen(
