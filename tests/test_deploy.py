@@ -45,6 +45,7 @@ CLUSTER_RULES = {
     ("apiextensions.k8s.io", "customresourcedefinitions", "*", "watch"),
     ("kopf.dev", "clusterkopfpeerings", "*", "list"),
     ("kopf.dev", "clusterkopfpeerings", "*", "watch"),
+    ("kopf.dev", "clusterkopfpeerings", "*", "create"),
     ("kopf.dev", "clusterkopfpeerings", PEERING, "get"),
     ("kopf.dev", "clusterkopfpeerings", PEERING, "patch"),
 }
@@ -52,6 +53,7 @@ ROLE_RULES = {
     *NAMESPACED_RULES,
     ("kopf.dev", "kopfpeerings", "*", "list"),
     ("kopf.dev", "kopfpeerings", "*", "watch"),
+    ("kopf.dev", "kopfpeerings", "*", "create"),
     ("kopf.dev", "kopfpeerings", PEERING, "get"),
     ("kopf.dev", "kopfpeerings", PEERING, "patch"),
 }
@@ -66,14 +68,8 @@ def wait_for(what: str, condition: Callable[[], bool], timeout: float = 60.0) ->
 
 
 def apply_kustomization(cluster: LocalCluster, root: str) -> subprocess.CompletedProcess[str]:
-    """`kubectl apply -k ROOT` as the README says; a second pass only for the known CRD race.
-
-    kubectl resolves every object's kind before creating any, so a custom resource whose
-    CRD is created by the same apply is reported as "ensure CRDs are installed first"."""
+    """`kubectl apply -k ROOT`, exactly as the README says: one run must do it."""
     result = cluster.kubectl("apply", "-k", str(REPO / root), check=False)
-    if result.returncode != 0 and "ensure CRDs are installed first" in result.stderr:
-        cluster.kubectl("wait", "--for=condition=Established", *[f"crd/{c}" for c in KOPF_CRDS])
-        result = cluster.kubectl("apply", "-k", str(REPO / root), check=False)
     assert result.returncode == 0, result.stderr
     return result
 
@@ -123,7 +119,10 @@ def test_dry_run_would_catch_a_weaker_pod(prerequisites: LocalCluster) -> None:
 
 @pytest.fixture(scope="module")
 def installed(prerequisites: LocalCluster) -> LocalCluster:
-    """The cluster-wide install, applied for real (operator pods are simulated by kwok)."""
+    """The cluster-wide install, applied for real (operator pods are simulated by kwok).
+
+    The kopf CRDs are removed first, so this one apply creates them as on a fresh cluster."""
+    prerequisites.kubectl("delete", "crd", *KOPF_CRDS, "--ignore-not-found", "--wait=true")
     apply_kustomization(prerequisites, "deploy")
     return prerequisites
 
@@ -190,6 +189,7 @@ def test_cluster_wide_service_account_has_exactly_the_needed_rules(
         ("create", "events", "-n", "shop"),
         ("watch", "customresourcedefinitions.apiextensions.k8s.io"),
         ("patch", f"clusterkopfpeerings.kopf.dev/{PEERING}"),
+        ("create", "clusterkopfpeerings.kopf.dev"),
     ],
     ids=lambda a: " ".join(a[:2]),
 )
@@ -252,10 +252,10 @@ def test_namespaced_variant_is_role_only(installed_namespaced: LocalCluster) -> 
 # --------------------------------------------------------------------------- the real operator
 
 
-def service_account_kubeconfig(cluster: LocalCluster, directory: Path) -> Path:
+def service_account_kubeconfig(cluster: LocalCluster, directory: Path, namespace: str = NS) -> Path:
     """A kubeconfig that authenticates as the operator's ServiceAccount (a bound token)."""
     token = cluster.kubectl(
-        "-n", NS, "create", "token", "coffee-operator", "--duration=1h"
+        "-n", namespace, "create", "token", "coffee-operator", "--duration=1h"
     ).stdout.strip()
     admin = yaml.safe_load(Path(cluster.kubeconfig).read_text())
     server = admin["clusters"][0]["cluster"]
@@ -267,10 +267,56 @@ def service_account_kubeconfig(cluster: LocalCluster, directory: Path) -> Path:
         "contexts": [{"name": "sa", "context": {"cluster": "local", "user": "coffee-operator"}}],
         "current-context": "sa",
     }
-    path = directory / "sa-kubeconfig"
+    path = directory / f"sa-kubeconfig-{namespace}"
     path.write_text(yaml.safe_dump(config))
     path.chmod(0o600)
     return path
+
+
+def run_init_container(
+    cluster: LocalCluster, root: str, kubeconfig: Path, **extra_env: str
+) -> subprocess.CompletedProcess[str]:
+    """The operator pod's init container, as rendered by kustomize, run as the SA (kwok pods
+    run no containers, so the test does what the kubelet would)."""
+    docs = load_docs(cluster.kubectl("kustomize", str(REPO / root)).stdout)
+    pod = next(d for d in docs if d["kind"] == "Deployment")["spec"]["template"]["spec"]
+    init = pod["initContainers"][0]
+    env = {e["name"]: e["value"] for e in init["env"] if "value" in e}
+    assert init["command"] == ["python", "-c"]
+    return subprocess.run(
+        [str(VENV_BIN / "python"), "-c", init["args"][0]],
+        env={**os.environ, **env, **extra_env, "KUBECONFIG": str(kubeconfig)},
+        capture_output=True, text=True, timeout=120,
+    )
+
+
+@pytest.fixture(scope="module")
+def peering_object(installed: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> str:
+    cluster = installed
+    kubeconfig = service_account_kubeconfig(cluster, tmp_path_factory.mktemp("init"))
+    cluster.kubectl("delete", f"clusterkopfpeering/{PEERING}", "--ignore-not-found")
+    first = run_init_container(cluster, "deploy", kubeconfig)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.strip() == f"created ClusterKopfPeering {PEERING}"
+    again = run_init_container(cluster, "deploy", kubeconfig)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.strip() == f"ClusterKopfPeering {PEERING} exists"
+    cluster.kubectl("get", f"clusterkopfpeering/{PEERING}")
+    return PEERING
+
+
+def test_init_container_creates_the_namespaced_peering(
+    installed_namespaced: LocalCluster, tmp_path: Path
+) -> None:
+    cluster = installed_namespaced
+    kubeconfig = service_account_kubeconfig(cluster, tmp_path, NAMESPACED_NS)
+    cluster.kubectl("-n", NAMESPACED_NS, "delete", f"kopfpeering/{PEERING}", "--ignore-not-found")
+    result = run_init_container(
+        cluster, "deploy/namespaced", kubeconfig, PEERING_NAMESPACE=NAMESPACED_NS
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"created KopfPeering {PEERING}"
+    cluster.kubectl("-n", NAMESPACED_NS, "get", f"kopfpeering/{PEERING}")
 
 
 class Replica:
@@ -312,7 +358,9 @@ class Replica:
 
 
 @pytest.fixture
-def replicas(installed: LocalCluster, tmp_path: Path) -> Iterator[tuple[Replica, Replica]]:
+def replicas(
+    installed: LocalCluster, peering_object: str, tmp_path: Path
+) -> Iterator[tuple[Replica, Replica]]:
     # (The in-cluster replicas are kwok-simulated pods: no process runs, so they never join
     # the peering. These two real processes play the Deployment's two replicas.)
     kubeconfig = service_account_kubeconfig(installed, tmp_path)
