@@ -35,7 +35,16 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-from app_common import REPO, Load, app_server, load_average, log, summary, wrk
+from app_common import (
+    REPO,
+    Load,
+    app_server,
+    load_average,
+    log,
+    set_priority,
+    summary,
+    wrk,
+)
 
 from tests.support.postgres import PostgresUnavailable, postgres_server
 from tests.support.servers import APP_DIR, migrate, server_env
@@ -95,7 +104,10 @@ def main() -> None:
     parser.add_argument("--conn-max-age", type=int, default=60,
                         help="CONN_MAX_AGE in DATABASE_URL (postgres); 0: one per request")
     parser.add_argument("--servers", default=",".join(KINDS), help="comma-separated subset")
+    parser.add_argument("--nice", type=int, default=0,
+                        help="run servers and wrk at this nice value (e.g. -10 on a shared box)")
     args = parser.parse_args()
+    set_priority(args.nice)  # inherited by every server, wrk, the provider, PostgreSQL
     kinds = [k for k in args.servers.split(",") if k]
     if set(kinds) - set(KINDS):
         parser.error(f"--servers: choose from {KINDS}")
@@ -123,7 +135,7 @@ def main() -> None:
         servers = {}
         for kind in kinds:
             log(f"starting {kind} ({args.workers} workers)")
-            servers[kind] = stack.enter_context(app_server(kind, env, args.workers))
+            servers[kind] = stack.enter_context(app_server(kind, env, args.workers, args.nice))
         log("warming up each server for 2 s")
         for server in servers.values():
             wrk(server.url("/api/orders"), connections=args.connections, seconds=2, script=script)
