@@ -28,6 +28,11 @@ SA = f"system:serviceaccount:{NS}:coffee-operator"
 NAMESPACED_SA = f"system:serviceaccount:{NAMESPACED_NS}:coffee-operator"
 PEERING = "coffee-operator"
 KOPF_CRDS = ("clusterkopfpeerings.kopf.dev", "kopfpeerings.kopf.dev")
+# An RBAC denial in the operator's log ('User "system:serviceaccount:NS:NAME" cannot VERB ...'),
+# or kopf degrading its cluster scanning for lack of permissions.
+RBAC_DENIAL = re.compile(
+    r'system:serviceaccount:[\w.-]+:[\w.-]+\\?"? cannot|Not enough permissions'
+)
 # What every authenticated identity may do anyway (system:basic-user and friends).
 BASELINE_GROUPS = {"authorization.k8s.io", "authentication.k8s.io"}
 
@@ -305,35 +310,34 @@ def peering_object(installed: LocalCluster, tmp_path_factory: pytest.TempPathFac
     return PEERING
 
 
-def test_init_container_creates_the_namespaced_peering(
-    installed_namespaced: LocalCluster, tmp_path: Path
-) -> None:
-    cluster = installed_namespaced
-    kubeconfig = service_account_kubeconfig(cluster, tmp_path, NAMESPACED_NS)
-    cluster.kubectl("-n", NAMESPACED_NS, "delete", f"kopfpeering/{PEERING}", "--ignore-not-found")
-    result = run_init_container(
-        cluster, "deploy/namespaced", kubeconfig, PEERING_NAMESPACE=NAMESPACED_NS
-    )
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == f"created KopfPeering {PEERING}"
-    cluster.kubectl("-n", NAMESPACED_NS, "get", f"kopfpeering/{PEERING}")
-
-
 class Replica:
     """One `coffee-operator run` with the Deployment's own arguments, as a given pod name."""
 
-    def __init__(self, name: str, kubeconfig: Path, log_dir: Path):
+    def __init__(
+        self,
+        name: str,
+        kubeconfig: Path,
+        log_dir: Path,
+        args: list[str] | None = None,
+        pod_namespace: str = NS,
+    ):
         self.name = name
         self.log_path = log_dir / f"{name}.log"
-        args = load_docs((REPO / "deploy/common/deployment.yaml").read_text())[0]
-        container = args["spec"]["template"]["spec"]["containers"][0]
-        # Same args as in the cluster, except the liveness port (two processes, one host).
-        self.args = [a for a in container["args"] if not a.startswith("--liveness")]
+        if args is None:
+            deployment = load_docs((REPO / "deploy/common/deployment.yaml").read_text())[0]
+            args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+        # Same args as in the cluster (the kubelet expands $(VAR)), except the liveness port:
+        # several processes share one host here.
+        self.args = [
+            a.replace("$(POD_NAMESPACE)", pod_namespace)
+            for a in args
+            if not a.startswith("--liveness")
+        ]
         env = {
             **os.environ,
             "KUBECONFIG": str(kubeconfig),
             "POD_NAME": name,
-            "POD_NAMESPACE": NS,
+            "POD_NAMESPACE": pod_namespace,
             "PYTHONUNBUFFERED": "1",
         }
         env.pop("COFFEE_OPERATOR_PRIORITY", None)
@@ -462,10 +466,9 @@ def test_two_replicas_as_the_service_account_one_active_then_failover(
     # Running as the ServiceAccount, RBAC refused nothing: the permissions are sufficient.
     # (An RBAC denial reads 'User "system:serviceaccount:NS:NAME" cannot VERB resource';
     # kopf says "Not enough permissions" when it has to degrade its scanning.)
-    denial = re.compile(r'system:serviceaccount:[\w.-]+:[\w.-]+\\?"? cannot|Not enough permissions')
     for replica in replicas:
         text = replica.text()
-        found = denial.search(text)
+        found = RBAC_DENIAL.search(text)
         assert not found, f"{replica.name}: RBAC denial: {found.group(0)!r}\n{text[-3000:]}"
 
 
@@ -485,3 +488,39 @@ def test_token_kubeconfig_really_is_the_service_account(
         env=env, capture_output=True, text=True,
     )
     assert denied.returncode != 0 and "forbidden" in denied.stderr.lower()
+
+
+def test_namespaced_install_runs_the_operator_with_its_role_only(
+    installed_namespaced: LocalCluster, tmp_path: Path
+) -> None:
+    """deploy/namespaced/ end to end as its ServiceAccount: the init step creates the
+    KopfPeering, the operator (the variant's own args) makes a CoffeeServer Ready, and
+    nothing it does is refused although it holds no cluster-scoped permission."""
+    cluster = installed_namespaced
+    kubeconfig = service_account_kubeconfig(cluster, tmp_path, NAMESPACED_NS)
+    cluster.kubectl("-n", NAMESPACED_NS, "delete", f"kopfpeering/{PEERING}", "--ignore-not-found")
+    init = run_init_container(
+        cluster, "deploy/namespaced", kubeconfig, PEERING_NAMESPACE=NAMESPACED_NS
+    )
+    assert init.returncode == 0, init.stderr
+    assert init.stdout.strip() == f"created KopfPeering {PEERING}"
+
+    docs = load_docs(cluster.kubectl("kustomize", str(REPO / "deploy/namespaced")).stdout)
+    pod = next(d for d in docs if d["kind"] == "Deployment")["spec"]["template"]["spec"]
+    replica = Replica(
+        "namespaced-0", kubeconfig, tmp_path, args=pod["containers"][0]["args"],
+        pod_namespace=NAMESPACED_NS,
+    )
+    example = load_docs((REPO / "deploy/examples/minimal.yaml").read_text())[0]
+    name = example["metadata"]["name"]
+    try:
+        assert f"--namespace={NAMESPACED_NS}" in replica.args
+        wait_for("the replica to be active", lambda: peering_state(replica.text()) == "active")
+        cluster.kubectl("-n", NAMESPACED_NS, "apply", "-f", "-", input=json.dumps(example))
+        wait_for(f"coffeeserver/{name} Ready", ready_at(cluster, NAMESPACED_NS, name), 90)
+        assert set(events_by_instance(cluster, NAMESPACED_NS, name)) == {replica.name}
+    finally:
+        cluster.kubectl("-n", NAMESPACED_NS, "delete", "coffeeserver", name, "--ignore-not-found")
+        replica.stop()
+    text = replica.text()
+    assert not RBAC_DENIAL.search(text), text[-3000:]
