@@ -93,6 +93,7 @@ async def run(kube: Kube, proc: OperatorProcess, args: argparse.Namespace) -> No
     spec: dict[str, Any] = {} if args.replicas is None else {"replicas": args.replicas}
     before = await kube.write_counts()
     rss_before = proc.rss_mb()
+    cpu_before = proc.cpu_seconds()
     semaphore = asyncio.Semaphore(CONCURRENCY)
     created = 0
 
@@ -124,6 +125,7 @@ async def run(kube: Kube, proc: OperatorProcess, args: argparse.Namespace) -> No
     await creating
     t_created = t_created or time.perf_counter() - t0
 
+    cpu_reconciled = proc.cpu_seconds() - cpu_before
     log("all reconciled; waiting for the operator's writes to stop (rollouts continue)")
     await wait_quiet(kube)
     writes = delta(await kube.write_counts(), before)
@@ -148,6 +150,8 @@ async def run(kube: Kube, proc: OperatorProcess, args: argparse.Namespace) -> No
     print(f"  all statuses current         : {t_statuses:6.2f} s   (target <= 15 s)")
     print(f"  operator peak RSS (VmHWM)    : {peak:6.1f} MB (before the creates: "
           f"{rss_before:.1f} MB; target <= 150 MB)")
+    print(f"  operator CPU until reconciled: {cpu_reconciled:6.1f} s "
+          f"({cpu_reconciled / count * 1000:.1f} ms per CoffeeServer)")
     print(f"  writes until quiet           : {format_writes(writes)}")
     print(f"  writes per child object      : Deployments {dep_writes / count:.2f}, "
           f"Services {svc_writes / count:.2f} (target <= 1 per reconcile)")

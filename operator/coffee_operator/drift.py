@@ -43,9 +43,34 @@ def _item_label(item: Any, index: int) -> str:
     return f"[{index}]"
 
 
+def matches(desired: Any, live: Any, quantities: bool = False, parent: str = "") -> bool:
+    """True when ``live`` carries everything ``desired`` asks for (the common case, so it
+    builds no path strings; :func:`differences` names the fields when it is False)."""
+    if _empty(desired):
+        return True
+    if isinstance(desired, Mapping):
+        if not isinstance(live, Mapping):
+            return False
+        return all(
+            matches(value, live.get(key),
+                    quantities or (key in _QUANTITY_MAPS and parent == "resources"), key)
+            for key, value in desired.items())
+    if isinstance(desired, list):
+        return (isinstance(live, list) and len(live) == len(desired)
+                and all(matches(w, h, quantities) for w, h in zip(desired, live, strict=True)))
+    if desired == live and type(desired) is type(live):
+        return True
+    if quantities:
+        want_q = _quantity(desired)
+        return want_q is not None and want_q == _quantity(live)
+    return False
+
+
 def differences(desired: Any, live: Any, path: str = "", *, quantities: bool = False) -> list[str]:
     """Paths (``spec.template.spec.containers[app].env[GUNICORN_TIMEOUT].value``) where
     ``live`` does not carry what ``desired`` asks for. Empty list = nothing to write."""
+    if not path and matches(desired, live):
+        return []
     if _empty(desired):
         return []  # nothing asked for: server-side apply would not touch it either
     if isinstance(desired, Mapping):

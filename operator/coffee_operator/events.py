@@ -44,6 +44,13 @@ def action_message(action: str, kind: str, name: str, fields: Sequence[str]) -> 
     return f"{action} {kind} {name}"
 
 
+def actions_message(action: str, name: str, items: Sequence[tuple[str, Sequence[str]]]) -> str:
+    """One message for the same action on several children (``[(kind, fields)]``)."""
+    if action == CREATED:
+        return "Created " + ", ".join(f"{kind} {name}" for kind, _ in items)
+    return "; ".join(action_message(action, kind, name, fields) for kind, fields in items)
+
+
 def post(cr: Mapping[str, Any], event_type: str, reason: str, message: str) -> None:
     """Queue an Event on ``cr`` (posted in the background by kopf)."""
     kopf.event(dict(cr), type=event_type, reason=reason, message=message[:1024])

@@ -10,7 +10,6 @@ a visible difference, and server-side apply then drops the fields we no longer o
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 from collections.abc import Mapping
@@ -21,12 +20,16 @@ ANNOTATION = "coffee.example.com/fingerprint"
 
 def fingerprint(obj: Mapping[str, Any]) -> str:
     """sha256 (first 16 hex digits) of the canonical JSON of ``obj`` minus the annotation."""
-    clean = copy.deepcopy(dict(obj))
-    annotations = (clean.get("metadata") or {}).get("annotations")
-    if isinstance(annotations, dict):
-        annotations.pop(ANNOTATION, None)
-        if not annotations:
-            del clean["metadata"]["annotations"]
+    clean: Mapping[str, Any] = obj
+    meta = obj.get("metadata") or {}
+    annotations = meta.get("annotations")
+    if isinstance(annotations, Mapping) and ANNOTATION in annotations:
+        # Copy only the two levels we change; the rest is serialised as it is.
+        rest = {k: v for k, v in annotations.items() if k != ANNOTATION}
+        new_meta = {k: v for k, v in meta.items() if k != "annotations"}
+        if rest:
+            new_meta["annotations"] = rest
+        clean = {**obj, "metadata": new_meta}
     text = json.dumps(clean, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 

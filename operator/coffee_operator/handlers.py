@@ -23,7 +23,7 @@ import kopf
 
 from . import GROUP, KIND, MANAGER, PLURAL, VERSION
 from .kubeapi import KubeClient
-from .livestate import packed, trimmed, unpacked
+from .livestate import trimmed
 from .reconcile import Reconciler
 from .storage import MemoryDiffBaseStorage
 
@@ -58,7 +58,7 @@ def _lookup(kind: str, namespace: str, name: str) -> Mapping[str, Any] | None:
     if index is None:
         return None
     store = index.get((namespace, name))
-    return unpacked(next(iter(store), None)) if store else None
+    return next(iter(store), None) if store else None
 
 
 CLIENT = KubeClient(_login)
@@ -118,27 +118,30 @@ async def close_client(**_: Any) -> None:
 
 
 @kopf.on.probe(id="failingCoffeeServers")
-def failing(**_: Any) -> int:
+async def failing(**_: Any) -> int:
     """Liveness endpoint payload: how many CoffeeServers are currently failing to reconcile."""
     return len(RECONCILER.failures)
 
 
 # --- indices: the watched objects, so reconciles never GET ------------------------------
+# (async: kopf runs sync callbacks in a thread pool, one thread hop per watch event)
 
 
 @kopf.index(GROUP, VERSION, PLURAL)
-def coffee_servers(namespace: str, name: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
+async def coffee_servers(namespace: str, name: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
     return {(namespace, name): trimmed(body)}
 
 
 @kopf.index("apps", "v1", "deployments", labels=CHILD_LABELS)
-def coffee_deployments(namespace: str, name: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
-    return {(namespace, name): packed(body)}
+async def coffee_deployments(
+    namespace: str, name: str, body: kopf.Body, **_: Any
+) -> dict[Any, Any]:
+    return {(namespace, name): trimmed(body)}
 
 
 @kopf.index("v1", "services", labels=CHILD_LABELS)
-def coffee_services(namespace: str, name: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
-    return {(namespace, name): packed(body)}
+async def coffee_services(namespace: str, name: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
+    return {(namespace, name): trimmed(body)}
 
 
 # --- reconcile triggers -----------------------------------------------------------------
@@ -167,7 +170,7 @@ def _deleted(event: Mapping[str, Any], **_: Any) -> bool:
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL, when=_deleted)
-def coffee_server_event(
+async def coffee_server_event(
     event: Mapping[str, Any], body: kopf.Body, namespace: str, name: str, **_: Any
 ) -> None:
     """Forget a deleted CoffeeServer (its children go by garbage collection)."""

@@ -27,8 +27,9 @@ PLURALS = {"Deployment": "deployments", "Service": "services", "CoffeeServer": P
 USER_AGENT = "coffee-operator"
 #: Concurrent connections to the API server; the apiserver shares 2 cores with etcd and the
 #: controllers here, so more parallel requests only queue up there.
-CONNECTION_LIMIT = 32
-REQUEST_TIMEOUT = 30.0
+CONNECTION_LIMIT = 64
+#: Per-read timeout: a request queued for a pooled connection is not failed for waiting.
+READ_TIMEOUT = 30.0
 
 
 class ApiError(Exception):
@@ -89,7 +90,9 @@ class KubeClient:
                             limit=CONNECTION_LIMIT, ssl=self._info.as_ssl_context()
                         ),
                         headers={**self._info.as_http_headers(), "User-Agent": USER_AGENT},
-                        timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT),
+                        timeout=aiohttp.ClientTimeout(
+                            total=None, sock_connect=10, sock_read=READ_TIMEOUT
+                        ),
                         json_serialize=lambda o: json.dumps(o, separators=(",", ":")),
                     )
         return self._session

@@ -11,7 +11,6 @@ newer resourceVersion.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -45,20 +44,6 @@ def trimmed(body: Mapping[str, Any]) -> dict[str, Any]:
         }
     obj["metadata"] = meta
     return obj
-
-
-def packed(body: Mapping[str, Any]) -> bytes:
-    """Children are kept in kopf's index as compact JSON: a Deployment as a Python dict
-    costs ~10x its JSON size, and only one child at a time is ever compared."""
-    return json.dumps(trimmed(body), separators=(",", ":")).encode()
-
-
-def unpacked(value: bytes | Mapping[str, Any] | None) -> dict[str, Any] | None:
-    if value is None:
-        return None
-    if isinstance(value, bytes | str):
-        return json.loads(value)
-    return dict(value)
 
 
 class LiveState:

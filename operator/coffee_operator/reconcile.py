@@ -35,6 +35,14 @@ from .status import desired_status, status_patch
 
 logger = logging.getLogger(__name__)
 
+#: Reconciles running at once. More would only queue inside the API server (2 cores shared
+#: with etcd and the controllers here) and make every single one slower.
+MAX_CONCURRENT_RECONCILES = 32
+#: Status writes that only report rollout progress (replica counts, messages) are sent at
+#: most this often per CoffeeServer; intermediate states are coalesced. A new
+#: observedGeneration, a changed Ready/Degraded status or a child write is reported at once.
+STATUS_MIN_INTERVAL = 1.0
+
 CrKey = tuple[str, str]  # (namespace, name)
 #: Reads the watch-fed copy of an object: (kind, namespace, name) -> body or None.
 Lookup = Callable[[str, str, str], Mapping[str, Any] | None]
@@ -58,6 +66,18 @@ class Reconciler:
     retrier: Retrier = field(default_factory=Retrier)
     failures: dict[CrKey, int] = field(default_factory=dict)
     _locks: dict[CrKey, asyncio.Lock] = field(default_factory=dict)
+    _slots: asyncio.Semaphore = field(
+        default_factory=lambda: asyncio.Semaphore(MAX_CONCURRENT_RECONCILES)
+    )
+    _status_written_at: dict[CrKey, float] = field(default_factory=dict)
+    _status_timers: dict[CrKey, asyncio.TimerHandle] = field(default_factory=dict)
+    _tasks: set[asyncio.Future[Any]] = field(default_factory=set)
+    #: Last render per CoffeeServer, keyed by (uid, generation): the spec cannot have
+    #: changed without a new generation, and child events re-reconcile far more often.
+    _renders: dict[CrKey, tuple[Any, Any]] = field(default_factory=dict)
+    #: Children found equal to their render, by a cheap signature of the live object: a
+    #: Deployment status update does not change it, so no deep compare is needed then.
+    _verified: dict[tuple[str, str, str], tuple[Any, ...]] = field(default_factory=dict)
 
     def current(
         self, kind: str, namespace: str, name: str, hint: Mapping[str, Any] | None = None
@@ -65,11 +85,24 @@ class Reconciler:
         """Freshest copy of an object: the event body ``hint``, kopf's index, our last write."""
         return self.live.freshest((kind, namespace, name), hint, self.lookup(kind, namespace, name))
 
+    def _spawn(self, key: CrKey, trigger: str) -> None:
+        """Run a reconcile in the background (timers), keeping a reference until it ends."""
+        task = asyncio.ensure_future(self.reconcile(key, trigger=trigger))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
     def forget(self, key: CrKey) -> None:
         """The CoffeeServer is gone: drop its lock, retries and remembered writes."""
         self.retrier.cancel(key)
         self.failures.pop(key, None)
         self._locks.pop(key, None)
+        self._status_written_at.pop(key, None)
+        timer = self._status_timers.pop(key, None)
+        if timer is not None:
+            timer.cancel()
+        self._renders.pop(key, None)
+        for kind in ("Deployment", "Service"):
+            self._verified.pop((kind, *key), None)
         for kind in ("CoffeeServer", "Deployment", "Service"):
             self.live.forget((kind, *key))
 
@@ -77,15 +110,13 @@ class Reconciler:
         self, key: CrKey, hint: Mapping[str, Any] | None = None, *, trigger: str
     ) -> Outcome | None:
         lock = self._locks.setdefault(key, asyncio.Lock())
-        async with lock:
+        async with lock, self._slots:
             cr = self.current("CoffeeServer", key[0], key[1], hint)
             if cr is None or (cr.get("metadata") or {}).get("deletionTimestamp"):
                 return None  # deleted: the garbage collector removes the children
             outcome = await self._reconcile(key, cr, trigger)
         if outcome.apply_error is not None:
-            delay = self.retrier.schedule(
-                key, lambda: asyncio.ensure_future(self.reconcile(key, trigger="retry"))
-            )
+            delay = self.retrier.schedule(key, lambda: self._spawn(key, "retry"))
             logger.warning(
                 "%s/%s: reconcile failed (%s); retrying in %ss",
                 key[0],
@@ -103,13 +134,7 @@ class Reconciler:
         generation = int(meta.get("generation") or 0)
         outcome = Outcome()
 
-        effective: dict[str, Any] | None = None
-        objects: list[dict[str, Any]] = []
-        try:
-            cfg, objects = render(cr)
-            effective = status_fields(cfg)
-        except SpecError as exc:
-            outcome.spec_error = exc
+        effective, objects, outcome.spec_error = self._render(key, cr)
 
         if outcome.spec_error is None:
             await self._converge_children(cr, objects, outcome)
@@ -141,10 +166,17 @@ class Reconciler:
             conditions=new_conditions,
         )
         patch = status_patch(old_status, wanted)
+        if (
+            patch is not None
+            and not outcome.writes
+            and not self._status_due(key, patch, old_status)
+        ):
+            patch = None  # progress only, and reported less than a second ago: coalesce
         if patch is not None:
             try:
                 self.live.wrote(await self.client.patch_status(namespace, name, patch))
                 outcome.status_written = True
+                self._status_written_at[key] = asyncio.get_running_loop().time()
             except ApiError as exc:
                 if not exc.not_found:  # a CR deleted meanwhile needs no status
                     logger.warning("%s/%s: status write failed: %s", namespace, name, exc)
@@ -161,41 +193,93 @@ class Reconciler:
         )
         return outcome
 
+    def _render(
+        self, key: CrKey, cr: Mapping[str, Any]
+    ) -> tuple[dict[str, Any] | None, list[dict[str, Any]], SpecError | None]:
+        """(effective status fields, stamped children, spec error), cached per generation."""
+        meta = cr.get("metadata") or {}
+        version = (meta.get("uid"), meta.get("generation"))
+        cached = self._renders.get(key)
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        try:
+            cfg, objects = render(cr)
+            result: tuple[Any, Any, Any] = (status_fields(cfg), [stamp(o) for o in objects], None)
+        except SpecError as exc:
+            result = (None, [], exc)
+        self._renders[key] = (version, result)
+        return result
+
+    def _status_due(
+        self, key: CrKey, patch: Mapping[str, Any], old_status: Mapping[str, Any]
+    ) -> bool:
+        """Write now, or (progress-only change, written recently) schedule a later write?"""
+        if "observedGeneration" in patch:
+            return True
+        before = {c.get("type"): c.get("status") for c in old_status.get("conditions") or []}
+        after = {c.get("type"): c.get("status") for c in patch.get("conditions") or []}
+        if any(
+            before.get(t) != after.get(t)
+            for t in (conditions.READY, conditions.DEGRADED)
+            if t in after
+        ):
+            return True
+        loop = asyncio.get_running_loop()
+        due = self._status_written_at.get(key, 0.0) + STATUS_MIN_INTERVAL
+        if loop.time() >= due:
+            return True
+        if key not in self._status_timers:
+
+            def fire() -> None:
+                self._status_timers.pop(key, None)
+                self._spawn(key, "coalesced status")
+
+            self._status_timers[key] = loop.call_at(due, fire)
+        return False
+
     async def _converge_children(
         self, cr: Mapping[str, Any], objects: list[dict[str, Any]], outcome: Outcome
     ) -> None:
+        """Write each child that differs from its render (concurrently, one write each)."""
         meta = cr["metadata"]
         namespace, name = meta.get("namespace", ""), meta["name"]
-        wanted_kinds = set()
+        plans: list[tuple[str, dict[str, Any], list[str]]] = []  # (action, object, fields)
         for obj in objects:
-            stamp(obj)
-            kind = obj["kind"]
-            wanted_kinds.add(kind)
-            live = self.current(kind, namespace, name)
+            child = (obj["kind"], namespace, name)
+            live = self.current(*child)
+            signature = _signature(obj, live)
+            if live is not None and self._verified.get(child) == signature:
+                continue  # same generation/metadata as when it last matched the render
             fields = differences(obj, live)
+            if live is not None and not fields:
+                self._verified[child] = signature
             if live is None:
-                action = events.CREATED
-            elif not fields:
-                continue
-            elif stamped_value(live) != stamped_value(obj):
-                action = events.UPDATED
-                fields = [f for f in fields if "fingerprint" not in f] or ["spec"]
-            else:
-                action = events.DRIFT_CORRECTED
-            try:
-                self.live.wrote(await self.client.apply(obj))
-            except ApiError as exc:
-                if exc.namespace_terminating:
-                    continue  # the namespace (and this CR with it) is going away
-                outcome.apply_error = f"{kind} {name}: {exc}"
-                continue
-            outcome.writes.append((action, kind, name))
-            events.post(
-                cr, events.NORMAL, action, events.action_message(action, kind, name, fields)
-            )
+                plans.append((events.CREATED, obj, []))
+            elif fields and stamped_value(live) != stamped_value(obj):
+                changed = [f for f in fields if "fingerprint" not in f] or ["spec"]
+                plans.append((events.UPDATED, obj, changed))
+            elif fields:
+                plans.append((events.DRIFT_CORRECTED, obj, fields))
 
+        results = await asyncio.gather(
+            *(self.client.apply(obj) for _, obj, _ in plans), return_exceptions=True
+        )
+        done: list[tuple[str, str, list[str]]] = []
+        for (action, obj, fields), result in zip(plans, results, strict=True):
+            kind = obj["kind"]
+            if isinstance(result, ApiError):
+                if not result.namespace_terminating:  # else: the CR is going away too
+                    outcome.apply_error = f"{kind} {name}: {result}"
+                continue
+            if isinstance(result, BaseException):
+                raise result
+            self.live.wrote(result)
+            outcome.writes.append((action, kind, name))
+            done.append((action, kind, fields))
+
+        wanted = {obj["kind"] for obj in objects}
         service = self.current("Service", namespace, name)
-        if "Service" not in wanted_kinds and service is not None and _owned_by(service, cr):
+        if "Service" not in wanted and service is not None and _owned_by(service, cr):
             try:
                 await self.client.delete(
                     "v1", "Service", namespace, name, service["metadata"]["uid"]
@@ -205,12 +289,15 @@ class Reconciler:
             else:
                 self.live.forget(("Service", namespace, name))
                 outcome.writes.append((events.DELETED, "Service", name))
-                events.post(
-                    cr,
-                    events.NORMAL,
-                    events.DELETED,
-                    events.action_message(events.DELETED, "Service", name, []),
-                )
+                done.append((events.DELETED, "Service", []))
+
+        # One Event per kind of action (a create is "Created Deployment shop, Service shop").
+        for action in dict.fromkeys(a for a, _, _ in done):
+            message = events.actions_message(
+                action, name, [(kind, fields) for a, kind, fields in done if a == action]
+            )
+            logger.info("%s/%s: %s", namespace, name, message)
+            events.post(cr, events.NORMAL, action, message)
 
     def _post_events(
         self,
@@ -245,6 +332,25 @@ class Reconciler:
                 f"Ready at generation {new_ready.get('observedGeneration')}: "
                 f"{new_ready.get('message')}",
             )
+
+
+def _signature(desired: Mapping[str, Any], live: Mapping[str, Any] | None) -> tuple[Any, ...]:
+    """What must stay the same for a child that matched its render to still match it.
+
+    A Deployment's spec cannot change without ``metadata.generation`` changing; metadata
+    edits do not bump it, so labels/annotations/owners are part of the signature. Kinds
+    without a generation (Service) fall back to the resourceVersion.
+    """
+    meta = (live or {}).get("metadata") or {}
+    version = meta.get("generation") or meta.get("resourceVersion")
+    return (
+        stamped_value(desired),
+        meta.get("uid"),
+        version,
+        repr(meta.get("labels")),
+        repr(meta.get("annotations")),
+        repr(meta.get("ownerReferences")),
+    )
 
 
 def _owned_by(obj: Mapping[str, Any], cr: Mapping[str, Any]) -> bool:

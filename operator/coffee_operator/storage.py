@@ -14,6 +14,8 @@ from typing import Any
 
 import kopf
 
+from . import KIND
+
 
 class MemoryDiffBaseStorage(kopf.DiffBaseStorage):
     """Last handled essence per object uid, in this process only."""
@@ -21,6 +23,17 @@ class MemoryDiffBaseStorage(kopf.DiffBaseStorage):
     def __init__(self) -> None:
         super().__init__()
         self._essences: dict[str, Any] = {}
+
+    def build(self, *, body: kopf.Body, extra_fields: Any = None) -> kopf.BodyEssence:
+        """The essence of a CoffeeServer; nothing for the children.
+
+        kopf builds (deep-copies) an essence for every watch event of every resource, but
+        only the CoffeeServer has change handlers; our Deployments/Services are handled by
+        ``on.event``, so copying their bodies for nothing was ~10% of the operator's CPU.
+        """
+        if body.get("kind") not in (None, KIND):
+            return kopf.BodyEssence()
+        return super().build(body=body, extra_fields=extra_fields)
 
     def fetch(self, *, body: kopf.Body) -> kopf.BodyEssence | None:
         return self._essences.get(body.metadata.uid or "")

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import subprocess
@@ -154,6 +155,12 @@ class OperatorProcess:
         text = Path(f"/proc/{self.pid}/status").read_text()
         kb = int(re.search(r"^VmRSS:\s+(\d+) kB", text, re.M)[1])  # type: ignore[index]
         return kb / 1024
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time the operator process has used so far (/proc/PID/stat)."""
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        ticks = os.sysconf("SC_CLK_TCK")
+        return (int(fields[11]) + int(fields[12])) / ticks
 
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace")

@@ -167,7 +167,8 @@ def test_create_gives_deployment_service_and_ready(api: Api) -> None:
         assert cond["reason"] in REASONS
     assert api.condition("Progressing")["status"] == "False"
     assert api.condition("Degraded")["status"] == "False"
-    assert api.event_count("Created") == 2  # Deployment and Service
+    (created,) = api.events("Created")  # one Event for both children
+    assert created["message"] == "Created Deployment shop, Service shop"
     wait_for(lambda: api.event_count("RolloutComplete") == 1, 10, "a RolloutComplete event")
     printed = api.kubectl("get", "coffeeserver", "shop").stdout
     assert "3" in printed.splitlines()[1]  # printer columns show the workers
