@@ -17,7 +17,7 @@ from tests.support.servers import (
     VENV_BIN,
     RunningServer,
     gunicorn_server,
-    migrate,
+    migrated_sqlite_url,
     server_env,
 )
 
@@ -81,8 +81,8 @@ def test_unparsable_database_url_is_a_clear_error() -> None:
 def hardened(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     """Production server with SSL redirect on and collected static files."""
     static_root = tmp_path_factory.mktemp("static")
-    env = production_env(DJANGO_ALLOWED_HOSTS="127.0.0.1", DJANGO_STATIC_ROOT=str(static_root))
-    migrate(env)
+    env = production_env(DJANGO_ALLOWED_HOSTS="127.0.0.1", DJANGO_STATIC_ROOT=str(static_root),
+                         DATABASE_URL=migrated_sqlite_url())
     proc = manage(env, "collectstatic", "--noinput", "-v", "0")
     assert proc.returncode == 0, proc.stderr
     with gunicorn_server(env) as server:

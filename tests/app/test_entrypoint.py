@@ -11,7 +11,13 @@ import httpx
 import pytest
 
 from tests.support.ports import free_port
-from tests.support.servers import APP_DIR, VENV_BIN, server_env, spawn_server
+from tests.support.servers import (
+    APP_DIR,
+    VENV_BIN,
+    migrated_sqlite_url,
+    server_env,
+    spawn_server,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -55,7 +61,7 @@ def test_production_execs_gunicorn_after_migrating() -> None:
 
 
 def test_development_execs_runserver() -> None:
-    env = entry_env(RUN_MODE="development")
+    env = entry_env(RUN_MODE="development", DATABASE_URL=migrated_sqlite_url())
     port = int(env["GUNICORN_PORT"])
     with spawn_server([str(ENTRYPOINT)], env, port) as server:
         argv = cmdline(server.proc.pid)
@@ -68,6 +74,7 @@ def test_development_execs_runserver() -> None:
 
 def test_superuser_created_once_and_second_start_succeeds() -> None:
     env = entry_env(
+        DATABASE_URL=migrated_sqlite_url(),  # migrate is then a quick no-op
         DJANGO_SUPERUSER_USERNAME="barista",
         DJANGO_SUPERUSER_PASSWORD="s3cret-pass",
         DJANGO_SUPERUSER_EMAIL="barista@example.com",
@@ -84,7 +91,7 @@ def test_superuser_created_once_and_second_start_succeeds() -> None:
 
 
 def test_partial_superuser_settings_are_rejected_by_name() -> None:
-    env = entry_env(DJANGO_SUPERUSER_USERNAME="barista")
+    env = entry_env(DJANGO_SUPERUSER_USERNAME="barista", DATABASE_URL=migrated_sqlite_url())
     proc = subprocess.run([str(ENTRYPOINT)], env=env, capture_output=True, text=True,
                           timeout=120, check=False)
     assert proc.returncode != 0

@@ -9,16 +9,20 @@ import pytest
 
 from tests.support.ports import free_port
 from tests.support.postgres import postgres_server
-from tests.support.servers import RunningServer, gunicorn_server, migrate, server_env
+from tests.support.servers import (
+    RunningServer,
+    gunicorn_server,
+    migrate,
+    migrated_sqlite_url,
+    server_env,
+)
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def migrated() -> Iterator[RunningServer]:
-    env = server_env()
-    migrate(env)
-    with gunicorn_server(env) as server:
+    with gunicorn_server(server_env(migrated_sqlite_url())) as server:
         yield server
 
 

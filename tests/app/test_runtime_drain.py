@@ -15,7 +15,13 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support.servers import TEST_SETTINGS, RunningServer, gunicorn_server, migrate, server_env
+from tests.support.servers import (
+    TEST_SETTINGS,
+    RunningServer,
+    gunicorn_server,
+    migrated_sqlite_url,
+    server_env,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -42,9 +48,8 @@ def read_response(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
 
 @pytest.fixture
 def one_worker() -> Iterator[RunningServer]:
-    env = server_env(GUNICORN_WORKERS="1", GUNICORN_GRACEFUL_TIMEOUT="10",
-                     DJANGO_SETTINGS_MODULE=TEST_SETTINGS)
-    migrate(env)
+    env = server_env(migrated_sqlite_url(), GUNICORN_WORKERS="1",
+                     GUNICORN_GRACEFUL_TIMEOUT="10", DJANGO_SETTINGS_MODULE=TEST_SETTINGS)
     with gunicorn_server(env) as server:
         yield server
 
@@ -109,9 +114,8 @@ def test_quiet_connection_is_closed_after_the_keep_alive_timeout(
 
 def test_drain_is_bounded_by_the_graceful_timeout() -> None:
     """A request longer than GUNICORN_GRACEFUL_TIMEOUT is cut off; the master exits 0 in time."""
-    env = server_env(GUNICORN_WORKERS="1", GUNICORN_GRACEFUL_TIMEOUT="2",
-                     DJANGO_SETTINGS_MODULE=TEST_SETTINGS)
-    migrate(env)
+    env = server_env(migrated_sqlite_url(), GUNICORN_WORKERS="1",
+                     GUNICORN_GRACEFUL_TIMEOUT="2", DJANGO_SETTINGS_MODULE=TEST_SETTINGS)
     with gunicorn_server(env) as server, socket.create_connection(
         ("127.0.0.1", server.port)
     ) as sock:

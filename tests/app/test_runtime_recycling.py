@@ -16,7 +16,7 @@ from tests.support.servers import (
     TEST_SETTINGS,
     RunningServer,
     gunicorn_server,
-    migrate,
+    migrated_sqlite_url,
     server_env,
 )
 
@@ -29,12 +29,12 @@ ROUNDS = 10  # at most 10 x 2 s of load to get there
 @pytest.fixture(scope="module")
 def recycling_server() -> Iterator[RunningServer]:
     env = server_env(
+        migrated_sqlite_url(),
         GUNICORN_WORKERS="2",
         GUNICORN_MAX_REQUESTS="20",
         GUNICORN_MAX_REQUESTS_JITTER="5",
         DJANGO_SETTINGS_MODULE=TEST_SETTINGS,
     )
-    migrate(env)
     with gunicorn_server(env) as server:
         yield server
 

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from tests.support import httpload
-from tests.support.servers import TEST_SETTINGS, gunicorn_server, migrate, server_env
+from tests.support.servers import TEST_SETTINGS, gunicorn_server, migrated_sqlite_url, server_env
 
 pytestmark = pytest.mark.slow
 
@@ -30,11 +30,11 @@ def connect_refused(port: int) -> bool:
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_signal_drains_in_flight_requests_and_refuses_new_ones(sig: signal.Signals) -> None:
     env = server_env(
+        migrated_sqlite_url(),
         GUNICORN_WORKERS="2",
         GUNICORN_GRACEFUL_TIMEOUT=str(GRACEFUL_TIMEOUT),
         DJANGO_SETTINGS_MODULE=TEST_SETTINGS,
     )
-    migrate(env)
     with gunicorn_server(env) as server:
         port, master = server.port, server.proc
 

@@ -15,7 +15,7 @@ from tests.support.servers import (
     TEST_SETTINGS,
     RunningServer,
     gunicorn_server,
-    migrate,
+    migrated_sqlite_url,
     server_env,
 )
 
@@ -30,11 +30,11 @@ def parent_pid(pid: int) -> int:
 @pytest.fixture(scope="module")
 def three_workers() -> Iterator[RunningServer]:
     env = server_env(
+        migrated_sqlite_url(),
         GUNICORN_WORKERS="3",
         GUNICORN_MAX_REQUESTS="bogus",  # invalid: default (0) plus one warning
         DJANGO_SETTINGS_MODULE=TEST_SETTINGS,
     )
-    migrate(env)
     with gunicorn_server(env) as server:
         yield server
 

@@ -94,6 +94,26 @@ def migrate(env: Mapping[str, str]) -> None:
         raise RuntimeError(f"migrate failed ({proc.returncode}):\n{proc.stderr}{proc.stdout}")
 
 
+_migrated_template: Path | None = None
+
+
+def migrated_sqlite_url() -> str:
+    """URL of a new SQLite file with every migration applied.
+
+    Migrating costs seconds per server; this migrates one template per test process
+    and hands out copies, for tests that need a ready database but do not test
+    migrating itself.
+    """
+    global _migrated_template
+    if _migrated_template is None:
+        env = server_env()
+        migrate(env)
+        _migrated_template = Path(env["DATABASE_URL"].removeprefix("sqlite:///"))
+    target = _scratch_dir("coffee-db-") / "db.sqlite3"
+    shutil.copyfile(_migrated_template, target)
+    return f"sqlite:///{target}"
+
+
 @dataclass
 class RunningServer:
     """A started server: its URL, process (master) and captured stdout/stderr files."""
