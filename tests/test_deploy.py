@@ -92,7 +92,10 @@ def prerequisites(cluster: LocalCluster) -> LocalCluster:
         "-f", str(REPO / "deploy/namespace.yaml"),
         "-f", str(REPO / "deploy/namespaced/namespace.yaml"),
     )
-    cluster.kubectl("wait", "--for=condition=Established", *[f"crd/{c}" for c in KOPF_CRDS])
+    cluster.kubectl(
+        "wait", "--for=condition=Established", "--timeout=120s", *[f"crd/{c}" for c in KOPF_CRDS],
+        timeout=150,
+    )
     return cluster
 
 
@@ -127,7 +130,10 @@ def installed(prerequisites: LocalCluster) -> LocalCluster:
     """The cluster-wide install, applied for real (operator pods are simulated by kwok).
 
     The kopf CRDs are removed first, so this one apply creates them as on a fresh cluster."""
-    prerequisites.kubectl("delete", "crd", *KOPF_CRDS, "--ignore-not-found", "--wait=true")
+    prerequisites.kubectl(
+        "delete", "crd", *KOPF_CRDS, "--ignore-not-found", "--wait=true", "--timeout=120s",
+        timeout=150,
+    )
     apply_kustomization(prerequisites, "deploy")
     return prerequisites
 
