@@ -52,12 +52,20 @@ def matches(desired: Any, live: Any, quantities: bool = False, parent: str = "")
         if not isinstance(live, Mapping):
             return False
         return all(
-            matches(value, live.get(key),
-                    quantities or (key in _QUANTITY_MAPS and parent == "resources"), key)
-            for key, value in desired.items())
+            matches(
+                value,
+                live.get(key),
+                quantities or (key in _QUANTITY_MAPS and parent == "resources"),
+                key,
+            )
+            for key, value in desired.items()
+        )
     if isinstance(desired, list):
-        return (isinstance(live, list) and len(live) == len(desired)
-                and all(matches(w, h, quantities) for w, h in zip(desired, live, strict=True)))
+        return (
+            isinstance(live, list)
+            and len(live) == len(desired)
+            and all(matches(w, h, quantities) for w, h in zip(desired, live, strict=True))
+        )
     if desired == live and type(desired) is type(live):
         return True
     if quantities:

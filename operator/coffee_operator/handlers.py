@@ -212,6 +212,4 @@ async def child_changed(
     )
     if event.get("type") == "DELETED":
         RECONCILER.live.forget((kind, namespace, name))
-    await RECONCILER.reconcile(
-        (namespace, owner), trigger=f"{kind} {event.get('type') or 'listed'}"
-    )
+    RECONCILER.request((namespace, owner), f"{kind} {event.get('type') or 'listed'}")

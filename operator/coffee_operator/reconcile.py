@@ -37,7 +37,7 @@ logger = logging.getLogger(__name__)
 
 #: Reconciles running at once. More would only queue inside the API server (2 cores shared
 #: with etcd and the controllers here) and make every single one slower.
-MAX_CONCURRENT_RECONCILES = 32
+MAX_CONCURRENT_RECONCILES = 48
 #: Status writes that only report rollout progress (replica counts, messages) are sent at
 #: most this often per CoffeeServer; intermediate states are coalesced. A new
 #: observedGeneration, a changed Ready/Degraded status or a child write is reported at once.
@@ -72,6 +72,7 @@ class Reconciler:
     _status_written_at: dict[CrKey, float] = field(default_factory=dict)
     _status_timers: dict[CrKey, asyncio.TimerHandle] = field(default_factory=dict)
     _tasks: set[asyncio.Future[Any]] = field(default_factory=set)
+    _queued: set[CrKey] = field(default_factory=set)
     #: Last render per CoffeeServer, keyed by (uid, generation): the spec cannot have
     #: changed without a new generation, and child events re-reconcile far more often.
     _renders: dict[CrKey, tuple[Any, Any]] = field(default_factory=dict)
@@ -85,8 +86,22 @@ class Reconciler:
         """Freshest copy of an object: the event body ``hint``, kopf's index, our last write."""
         return self.live.freshest((kind, namespace, name), hint, self.lookup(kind, namespace, name))
 
+    def request(self, key: CrKey, trigger: str) -> None:
+        """Reconcile ``key`` soon, in the background; coalesced with any already queued.
+
+        Child events arrive in bursts (every Deployment status update is one). Handling
+        each in kopf's per-object worker would block that worker on the CR's lock and the
+        API, while kopf queues the following events -- each a full Deployment body -- in
+        memory. Instead the handler returns at once; one queued reconcile per CR, which
+        reads the freshest state when it runs, covers every event that came meanwhile.
+        """
+        if key in self._queued:
+            return
+        self._queued.add(key)
+        self._spawn(key, trigger)
+
     def _spawn(self, key: CrKey, trigger: str) -> None:
-        """Run a reconcile in the background (timers), keeping a reference until it ends."""
+        """Run a reconcile in the background, keeping a reference until it ends."""
         task = asyncio.ensure_future(self.reconcile(key, trigger=trigger))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -94,6 +109,7 @@ class Reconciler:
     def forget(self, key: CrKey) -> None:
         """The CoffeeServer is gone: drop its lock, retries and remembered writes."""
         self.retrier.cancel(key)
+        self._queued.discard(key)
         self.failures.pop(key, None)
         self._locks.pop(key, None)
         self._status_written_at.pop(key, None)
@@ -111,6 +127,7 @@ class Reconciler:
     ) -> Outcome | None:
         lock = self._locks.setdefault(key, asyncio.Lock())
         async with lock, self._slots:
+            self._queued.discard(key)  # events from now on need another pass
             cr = self.current("CoffeeServer", key[0], key[1], hint)
             if cr is None or (cr.get("metadata") or {}).get("deletionTimestamp"):
                 return None  # deleted: the garbage collector removes the children
