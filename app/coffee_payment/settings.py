@@ -134,18 +134,22 @@ LOG_LEVEL, _ = resolve_level(os.environ.get("LOG_LEVEL"))
 LOGGING = logging_dict(LOG_LEVEL, json=PRODUCTION)
 
 # --- payments --- (coffee API, issue 6: the external payment provider, YooKassa-style API)
+# Read and validated by coffee.conf: a bad value stops start-up with an error naming it.
+from coffee.conf import read_payment_settings  # noqa: E402
+
+_payments = read_payment_settings(os.environ)
 # Base URL of the provider's API (the client calls {URL}/v3/payments).
-PAYMENT_PROVIDER_URL = env.str("PAYMENT_PROVIDER_URL", default="http://127.0.0.1:8090")
-# Bound, in seconds, on each whole call to the provider (connect + send + answer).
-PAYMENT_PROVIDER_TIMEOUT = env.float("PAYMENT_PROVIDER_TIMEOUT", default=5.0)
+PAYMENT_PROVIDER_URL = _payments.provider_url
+# Bound, in seconds, on each whole call to the provider (connect + send + answer); > 0.
+PAYMENT_PROVIDER_TIMEOUT = _payments.provider_timeout
 # Basic-auth credentials at the provider (YooKassa: shop id and secret key).
-PAYMENT_SHOP_ID = env.str("PAYMENT_SHOP_ID", default="")
-PAYMENT_SECRET_KEY = env.str("PAYMENT_SECRET_KEY", default="")
-PAYMENT_CURRENCY = env.str("PAYMENT_CURRENCY", default="RUB")
+PAYMENT_SHOP_ID = _payments.shop_id
+PAYMENT_SECRET_KEY = _payments.secret_key
+PAYMENT_CURRENCY = _payments.currency
 # Where the provider sends the customer after the payment page.
-PAYMENT_RETURN_URL = env.str("PAYMENT_RETURN_URL", default="http://localhost:8000/")
-# Optional source networks (CIDRs) allowed to POST /api/payments/webhook; empty = any
-# (notifications are verified with the provider either way, see coffee.webhook).
-PAYMENT_WEBHOOK_ALLOWED_IPS = env.list("PAYMENT_WEBHOOK_ALLOWED_IPS", default=[])
+PAYMENT_RETURN_URL = _payments.return_url
+# Optional source networks (comma-separated IPs/CIDRs) allowed to POST /api/payments/webhook;
+# empty = any (notifications are verified with the provider either way, see coffee.webhook).
+PAYMENT_WEBHOOK_ALLOWED_IPS = _payments.webhook_allowed_ips
 # How long each worker reuses its rendered GET /api/menu before reading the database again.
-MENU_CACHE_SECONDS = env.float("MENU_CACHE_SECONDS", default=5.0)
+MENU_CACHE_SECONDS = _payments.menu_cache_seconds

@@ -88,7 +88,8 @@ def test_pool_reuses_one_connection_and_survives_a_provider_restart() -> None:
             statuses = []
             for i in range(3):
                 response = await client.post(
-                    "/v3/payments", json={"amount": {"value": "1.00", "currency": "RUB"}},
+                    "/v3/payments",
+                    json={"amount": {"value": "1.00", "currency": "RUB"}},
                     headers={"Idempotence-Key": f"pool-{i}"},
                 )
                 statuses.append(response.status_code)
@@ -96,7 +97,8 @@ def test_pool_reuses_one_connection_and_survives_a_provider_restart() -> None:
             await asyncio.to_thread(fake.set_mode, "down")
             await asyncio.to_thread(fake.set_mode, "ok")  # same port, old connection now dead
             again = await client.post(
-                "/v3/payments", json={"amount": {"value": "1.00", "currency": "RUB"}},
+                "/v3/payments",
+                json={"amount": {"value": "1.00", "currency": "RUB"}},
                 headers={"Idempotence-Key": "pool-after-restart"},
             )
             statuses.append(again.status_code)
@@ -105,3 +107,48 @@ def test_pool_reuses_one_connection_and_survives_a_provider_restart() -> None:
     with FakeProvider() as fake:
         assert asyncio.run(scenario(fake)) == [200, 200, 200, 200]
         assert fake.requests_by_key["pool-after-restart"] == 1  # not sent twice
+
+
+def test_payment_settings_defaults_and_values() -> None:
+    from coffee.conf import read_payment_settings
+
+    defaults = read_payment_settings({})
+    assert (defaults.provider_timeout, defaults.currency, defaults.menu_cache_seconds) == (
+        5.0,
+        "RUB",
+        5.0,
+    )
+    custom = read_payment_settings(
+        {
+            "PAYMENT_PROVIDER_URL": "https://api.yookassa.ru/",
+            "PAYMENT_PROVIDER_TIMEOUT": "2.5",
+            "PAYMENT_CURRENCY": "eur",
+            "PAYMENT_WEBHOOK_ALLOWED_IPS": "185.71.76.0/27, 77.75.156.11",
+            "MENU_CACHE_SECONDS": "0",
+        }
+    )
+    assert custom.provider_url == "https://api.yookassa.ru"
+    assert (custom.provider_timeout, custom.currency, custom.menu_cache_seconds) == (2.5, "EUR", 0)
+    assert custom.webhook_allowed_ips == ["185.71.76.0/27", "77.75.156.11"]
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("PAYMENT_PROVIDER_TIMEOUT", "abc"),
+        ("PAYMENT_PROVIDER_TIMEOUT", "0"),
+        ("PAYMENT_PROVIDER_TIMEOUT", "nan"),
+        ("MENU_CACHE_SECONDS", "-1"),
+        ("PAYMENT_PROVIDER_URL", "ftp://provider"),
+        ("PAYMENT_PROVIDER_URL", "provider:8090"),
+        ("PAYMENT_RETURN_URL", "not a url"),
+        ("PAYMENT_WEBHOOK_ALLOWED_IPS", "10.0.0.0/8,nope"),
+        ("PAYMENT_CURRENCY", "ROUBLES"),
+    ],
+)
+def test_bad_payment_setting_is_refused_naming_the_variable(name: str, value: str) -> None:
+    from coffee.conf import read_payment_settings
+    from django.core.exceptions import ImproperlyConfigured
+
+    with pytest.raises(ImproperlyConfigured, match=name):
+        read_payment_settings({name: value})
