@@ -38,11 +38,26 @@ def _names_in_python(source: str) -> set[str]:
     dynamic = False
     for node in ast.walk(tree):
         key: ast.expr | None = None
-        if isinstance(node, ast.Call) and node.args and isinstance(node.func, ast.Attribute):
-            if node.func.attr in _READERS and _is_env_object(node.func.value):
-                key = node.args[0]
-        elif isinstance(node, ast.Subscript) and _is_env_object(node.value):
-            key = node.slice
+        if isinstance(node, ast.Subscript) and _is_env_object(node.value):
+            key = node.slice  # os.environ["X"]
+        elif isinstance(node, ast.Call) and node.args:
+            func = node.func
+            if (
+                isinstance(func, ast.Attribute)
+                and func.attr in _READERS
+                and _is_env_object(func.value)
+            ):
+                key = node.args[0]  # os.environ.get("X"), env.str("X"), os.getenv("X")
+            elif any(_is_env_object(arg) for arg in node.args):
+                # A helper handed the environment and a name: _url(env, "PAYMENT_PROVIDER_URL")
+                found |= {
+                    arg.value
+                    for arg in node.args
+                    if isinstance(arg, ast.Constant)
+                    and isinstance(arg.value, str)
+                    and ENV_NAME.fullmatch(arg.value)
+                    and "_" in arg.value
+                }
         if key is None:
             continue
         if isinstance(key, ast.Constant) and isinstance(key.value, str):
