@@ -101,10 +101,12 @@ class Load:
     p50_ms: float
     p99_ms: float
     errors: int  # socket errors + non-2xx responses
+    detail: str = ""  # what the errors were, as wrk reports them
 
     def line(self) -> str:
+        detail = f" ({self.detail})" if self.detail else ""
         return (f"{self.rps:8.0f} req/s  p50 {self.p50_ms:7.1f} ms  p99 {self.p99_ms:7.1f} ms"
-                f"  errors {self.errors}")
+                f"  errors {self.errors}{detail}")
 
 
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
@@ -122,12 +124,15 @@ def parse_wrk(output: str) -> Load:
     p99 = _ms(re.search(r"^\s+99%\s+(\S+)", output, re.M).group(1))  # type: ignore[union-attr]
     total = int(re.search(r"(\d+) requests in", output).group(1))  # type: ignore[union-attr]
     errors = 0
+    detail = []
     socket_errors = r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)"
     if m := re.search(socket_errors, output):
         errors += sum(int(g) for g in m.groups())
+        detail.append(m.group(0))
     if m := re.search(r"Non-2xx or 3xx responses: (\d+)", output):
         errors += int(m.group(1))
-    return Load(total, rps, p50, p99, errors)
+        detail.append(m.group(0))
+    return Load(total, rps, p50, p99, errors, "; ".join(detail))
 
 
 def wrk(url: str, *, connections: int, seconds: float, script: Path | None = None,

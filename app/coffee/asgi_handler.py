@@ -42,13 +42,17 @@ from django.core import signals
 from django.core.asgi import get_asgi_application
 from django.core.exceptions import RequestAborted
 from django.core.handlers.asgi import ASGIHandler, get_script_prefix
+from django.db import connections
 from django.test.utils import override_settings
 from django.urls import set_script_prefix
 
 logger = logging.getLogger(__name__)
 
-# Idle request threads kept for reuse; beyond that, a returned executor is shut down.
-MAX_IDLE_THREADS = 64
+# Idle request threads kept for reuse per worker process. Each may keep a database connection
+# open when CONN_MAX_AGE > 0, so this also bounds a worker's persistent connections (workers x
+# this must stay below the server's max_connections). A thread returned beyond it closes its
+# connections and stops (bursts above it cost a connect per request, as stock Django does).
+MAX_IDLE_THREADS = 8
 
 
 class RequestThread(ThreadPoolExecutor):
@@ -56,10 +60,11 @@ class RequestThread(ThreadPoolExecutor):
 
     def __init__(self) -> None:
         super().__init__(max_workers=1, thread_name_prefix="django-request")
-        self.used = False
+        self.used = False  # during the current request
+        self.ever_used = False  # so it may hold database connections
 
     def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Future:  # type: ignore[override]
-        self.used = True
+        self.used = self.ever_used = True
         return super().submit(fn, *args, **kwargs)
 
 
@@ -86,8 +91,10 @@ class PooledThreadASGIHandler(ASGIHandler):
     def _release(self, thread: RequestThread) -> None:
         if len(self._idle) < MAX_IDLE_THREADS:
             self._idle.append(thread)
-        else:
-            thread.shutdown(wait=False)
+            return
+        if thread.ever_used:
+            thread.submit(connections.close_all)  # runs in that thread: closes its connections
+        thread.shutdown(wait=False)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
