@@ -23,7 +23,7 @@ import kopf
 
 from . import GROUP, KIND, MANAGER, PLURAL, VERSION
 from .kubeapi import KubeClient
-from .livestate import trimmed
+from .livestate import compact, trimmed
 from .reconcile import Reconciler
 from .storage import MemoryDiffBaseStorage
 
@@ -136,12 +136,12 @@ async def coffee_servers(namespace: str, name: str, body: kopf.Body, **_: Any) -
 async def coffee_deployments(
     namespace: str, name: str, body: kopf.Body, **_: Any
 ) -> dict[Any, Any]:
-    return {(namespace, name): trimmed(body)}
+    return {(namespace, name): compact(body)}
 
 
 @kopf.index("v1", "services", labels=CHILD_LABELS)
 async def coffee_services(namespace: str, name: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
-    return {(namespace, name): trimmed(body)}
+    return {(namespace, name): compact(body)}
 
 
 # --- reconcile triggers -----------------------------------------------------------------

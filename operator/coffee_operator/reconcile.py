@@ -26,9 +26,9 @@ from . import conditions, events
 from .config import status_fields
 from .drift import differences
 from .errors import SpecError
-from .fingerprint import stamp, stamped_value
+from .fingerprint import fingerprint, stamp, stamped_value
 from .kubeapi import ApiError, KubeClient
-from .livestate import LiveState
+from .livestate import LiveState, expanded
 from .manifests import render
 from .retrying import Retrier
 from .status import desired_status, status_patch
@@ -151,10 +151,10 @@ class Reconciler:
         generation = int(meta.get("generation") or 0)
         outcome = Outcome()
 
-        effective, objects, outcome.spec_error = self._render(key, cr)
+        effective, children, outcome.spec_error = self._render(key, cr)
 
         if outcome.spec_error is None:
-            await self._converge_children(cr, objects, outcome)
+            await self._converge_children(cr, children, outcome)
 
         failures = self.failures.get(key, 0) + 1 if outcome.apply_error else 0
         if failures:
@@ -212,8 +212,13 @@ class Reconciler:
 
     def _render(
         self, key: CrKey, cr: Mapping[str, Any]
-    ) -> tuple[dict[str, Any] | None, list[dict[str, Any]], SpecError | None]:
-        """(effective status fields, stamped children, spec error), cached per generation."""
+    ) -> tuple[dict[str, Any] | None, list[tuple[str, str]], SpecError | None]:
+        """(effective status fields, [(child kind, fingerprint)], spec error).
+
+        Cached per (uid, generation): the spec cannot change without a new generation, and
+        child events re-reconcile far more often. Only the fingerprints are kept; the
+        objects themselves are rendered again on the rare occasions they are compared.
+        """
         meta = cr.get("metadata") or {}
         version = (meta.get("uid"), meta.get("generation"))
         cached = self._renders.get(key)
@@ -221,7 +226,11 @@ class Reconciler:
             return cached[1]
         try:
             cfg, objects = render(cr)
-            result: tuple[Any, Any, Any] = (status_fields(cfg), [stamp(o) for o in objects], None)
+            result: tuple[Any, Any, Any] = (
+                status_fields(cfg),
+                [(o["kind"], fingerprint(o)) for o in objects],
+                None,
+            )
         except SpecError as exc:
             result = (None, [], exc)
         self._renders[key] = (version, result)
@@ -255,24 +264,29 @@ class Reconciler:
         return False
 
     async def _converge_children(
-        self, cr: Mapping[str, Any], objects: list[dict[str, Any]], outcome: Outcome
+        self, cr: Mapping[str, Any], children: list[tuple[str, str]], outcome: Outcome
     ) -> None:
         """Write each child that differs from its render (concurrently, one write each)."""
         meta = cr["metadata"]
         namespace, name = meta.get("namespace", ""), meta["name"]
         plans: list[tuple[str, dict[str, Any], list[str]]] = []  # (action, object, fields)
-        for obj in objects:
-            child = (obj["kind"], namespace, name)
+        objects: dict[str, dict[str, Any]] = {}
+        for kind, stamp_value in children:
+            child = (kind, namespace, name)
             live = self.current(*child)
-            signature = _signature(obj, live)
+            signature = _signature(stamp_value, live)
             if live is not None and self._verified.get(child) == signature:
                 continue  # same generation/metadata as when it last matched the render
+            if not objects:
+                objects = {o["kind"]: stamp(o) for o in render(cr)[1]}
+            obj = objects[kind]
+            live = expanded(live)
             fields = differences(obj, live)
             if live is not None and not fields:
                 self._verified[child] = signature
             if live is None:
                 plans.append((events.CREATED, obj, []))
-            elif fields and stamped_value(live) != stamped_value(obj):
+            elif fields and stamped_value(live) != stamp_value:
                 changed = [f for f in fields if "fingerprint" not in f] or ["spec"]
                 plans.append((events.UPDATED, obj, changed))
             elif fields:
@@ -294,7 +308,7 @@ class Reconciler:
             outcome.writes.append((action, kind, name))
             done.append((action, kind, fields))
 
-        wanted = {obj["kind"] for obj in objects}
+        wanted = {kind for kind, _ in children}
         service = self.current("Service", namespace, name)
         if "Service" not in wanted and service is not None and _owned_by(service, cr):
             try:
@@ -351,7 +365,7 @@ class Reconciler:
             )
 
 
-def _signature(desired: Mapping[str, Any], live: Mapping[str, Any] | None) -> tuple[Any, ...]:
+def _signature(desired_stamp: str, live: Mapping[str, Any] | None) -> tuple[Any, ...]:
     """What must stay the same for a child that matched its render to still match it.
 
     A Deployment's spec cannot change without ``metadata.generation`` changing; metadata
@@ -361,7 +375,7 @@ def _signature(desired: Mapping[str, Any], live: Mapping[str, Any] | None) -> tu
     meta = (live or {}).get("metadata") or {}
     version = meta.get("generation") or meta.get("resourceVersion")
     return (
-        stamped_value(desired),
+        desired_stamp,
         meta.get("uid"),
         version,
         repr(meta.get("labels")),

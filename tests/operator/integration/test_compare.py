@@ -10,7 +10,7 @@ from typing import Any
 
 from coffee_operator.drift import differences
 from coffee_operator.fingerprint import ANNOTATION, fingerprint, stamp, stamped_value
-from coffee_operator.livestate import LiveState, trimmed
+from coffee_operator.livestate import LiveState, compact, expanded, trimmed
 
 DESIRED: dict[str, Any] = {
     "apiVersion": "apps/v1",
@@ -109,3 +109,12 @@ def test_index_values_drop_managed_fields() -> None:
     body = {"kind": "Service", "metadata": {"name": "s", "managedFields": [{"manager": "x"}]}}
     assert trimmed(body) == {"kind": "Service", "metadata": {"name": "s"}}
     assert body["metadata"]["managedFields"]  # the watch body itself is not modified
+
+
+def test_compact_index_values_round_trip() -> None:
+    live = live_copy()
+    small = compact(live)
+    assert isinstance(small["specJSON"], bytes)
+    assert small["spec"] == {"replicas": 2}  # what status/conditions read directly
+    assert expanded(small) == trimmed(live)
+    assert expanded(None) is None
