@@ -10,9 +10,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import importlib.util
 import logging
 import os
 import random
+import sys
+import types
 from collections.abc import Callable
 from typing import Any
 
@@ -66,7 +69,35 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     return uvloop.new_event_loop
 
 
+def load_quantity_parser_only() -> None:
+    """Make ``import kubernetes.utils.quantity`` load just that module (saves ~22 MB RSS).
+
+    The quantity parser (used for CPU sizing and drift comparison) lives in the official
+    client package, whose ``__init__`` imports the whole generated client (~700 model
+    modules), and kopf imports that client too when it is installed, only to recognise its
+    model objects -- which this operator never passes to kopf. For the long-running
+    operator process, the ``kubernetes`` and ``kubernetes.utils`` packages are registered
+    without running their ``__init__`` (their submodules still load from the real files),
+    and ``kubernetes.client`` is marked absent so kopf skips its optional model support.
+    ``render`` and the tests import the real package as usual.
+    """
+    if "kubernetes" in sys.modules:
+        return
+    spec = importlib.util.find_spec("kubernetes")
+    if spec is None or not spec.submodule_search_locations:
+        return
+    package = types.ModuleType("kubernetes")
+    package.__path__ = list(spec.submodule_search_locations)
+    utils = types.ModuleType("kubernetes.utils")
+    utils.__path__ = [os.path.join(path, "utils") for path in package.__path__]
+    package.utils = utils  # type: ignore[attr-defined]
+    sys.modules.update(
+        {"kubernetes": package, "kubernetes.utils": utils, "kubernetes.client": None}
+    )  # type: ignore[dict-item]
+
+
 def run(args: argparse.Namespace) -> int:
+    load_quantity_parser_only()
     import kopf
 
     from . import handlers
