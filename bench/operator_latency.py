@@ -33,7 +33,9 @@ from operator_common import (
 )
 
 
-async def measure(kube: Kube, count: int, warmup: int) -> tuple[list[float], list[float], dict]:
+async def measure(
+    kube: Kube, count: int, warmup: int, gap: float
+) -> tuple[list[float], list[float], dict]:
     namespace = f"bench-latency-{uuid.uuid4().hex[:6]}"
     await kube.create_namespace(namespace)
     seen: dict[str, float] = {}
@@ -67,6 +69,8 @@ async def measure(kube: Kube, count: int, warmup: int) -> tuple[list[float], lis
         if i >= warmup:
             from_sent.append((seen[name] - t_sent) * 1000)
             from_created.append((seen[name] - t_created) * 1000)
+        if gap:
+            await asyncio.sleep(gap)
         if (i + 1) % 20 == 0 or i + 1 == total:
             recent = from_sent[-20:] or [0.0]
             log(f"{i + 1}/{total} created; last 20: median "
@@ -81,11 +85,12 @@ async def measure(kube: Kube, count: int, warmup: int) -> tuple[list[float], lis
 async def main_async(args: argparse.Namespace, env: dict[str, str]) -> None:
     kube = Kube(env)
     try:
-        sent, created, writes = await measure(kube, args.count, args.warmup)
+        sent, created, writes = await measure(kube, args.count, args.warmup, args.gap)
     finally:
         await kube.close()
     print()
-    print(f"CR create -> Deployment present, {len(sent)} sequential creates "
+    pause = f", {args.gap}s pause between creates" if args.gap else ", back to back"
+    print(f"CR create -> Deployment present, {len(sent)} sequential creates{pause} "
           f"({args.warmup} warm-up creates not counted):")
     print(f"  from request sent : p50 {percentile(sent, 50):6.1f} ms   "
           f"p99 {percentile(sent, 99):6.1f} ms   max {max(sent):6.1f} ms")
@@ -99,6 +104,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--count", type=int, default=200)
     parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--gap", type=float, default=0.0,
+                        help="pause after each create (default 0: the next create is sent as "
+                        "soon as the previous Deployment appeared)")
     common_arguments(parser)
     args = parser.parse_args()
     with control_plane(args) as env, operator_process(env) as proc:
