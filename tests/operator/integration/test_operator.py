@@ -309,3 +309,66 @@ def test_deleting_the_coffee_server_garbage_collects_children(api: Api) -> None:
     api.kubectl("delete", "coffeeserver", "shop", "--wait=true", "--timeout=60s")
     wait_for(lambda: api.get("deployment") is None and api.get("service") is None, 60,
              "the garbage collector to delete the Deployment and Service")
+
+
+def deny_deployments_policy(namespace: str) -> str:
+    """A ValidatingAdmissionPolicy (+ binding) refusing every Deployment write in one
+    namespace: a real API failure for the operator's child writes."""
+    name = f"freeze-{namespace}"
+    return json.dumps({"apiVersion": "v1", "kind": "List", "items": [
+        {
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "ValidatingAdmissionPolicy",
+            "metadata": {"name": name},
+            "spec": {
+                "failurePolicy": "Fail",
+                "matchConstraints": {"resourceRules": [{
+                    "apiGroups": ["apps"], "apiVersions": ["v1"],
+                    "operations": ["CREATE", "UPDATE"], "resources": ["deployments"]}]},
+                "validations": [{"expression": "false",
+                                 "message": "deployments are frozen here (test policy)"}],
+            },
+        },
+        {
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "ValidatingAdmissionPolicyBinding",
+            "metadata": {"name": name},
+            "spec": {
+                "policyName": name,
+                "validationActions": ["Deny"],
+                "matchResources": {"namespaceSelector": {
+                    "matchLabels": {"kubernetes.io/metadata.name": namespace}}},
+            },
+        },
+    ]})
+
+
+def test_failing_child_writes_still_report_status_degrade_and_recover(api: Api) -> None:
+    policy = deny_deployments_policy(api.ns)
+    api.cluster.kubectl("apply", "-f", "-", input=policy)
+    try:
+        probe = json.dumps({"apiVersion": "apps/v1", "kind": "Deployment",
+                            "metadata": {"name": "probe", "namespace": api.ns},
+                            "spec": {"selector": {"matchLabels": {"a": "b"}}, "template": {
+                                "metadata": {"labels": {"a": "b"}},
+                                "spec": {"containers": [{"name": "c", "image": "i"}]}}}})
+        wait_for(lambda: api.kubectl("apply", "--dry-run=server", "-f", "-", input=probe,
+                                     check=False).returncode != 0, 30, "the policy to apply")
+        api.apply(coffee_server(api.ns))
+        wait_for(lambda: api.condition("Degraded").get("status") == "True", 60,
+                 "Degraded after repeated failures")
+        degraded = api.condition("Degraded")
+        assert degraded["reason"] == "ReconcileFailed"
+        assert "frozen" in degraded["message"]
+        status = api.status()
+        assert status["observedGeneration"] == 1  # status written although the child failed
+        assert status["workers"] == 4
+        assert api.condition("Ready")["status"] == "False"
+        assert api.get("deployment") is None
+        assert api.get("service") is not None  # the other child is not held back
+        assert api.event_count("ReconcileFailed") >= 1
+    finally:
+        api.cluster.kubectl("delete", "-f", "-", input=policy, check=False)
+    # Retries with backoff pick it up once the API accepts the write again.
+    api.wait_ready()
+    assert api.condition("Degraded")["status"] == "False"
