@@ -54,6 +54,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Kubelet probes carry Host: <pod IP>; answer them before host validation (see module).
+    "health.middleware.ProbeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # WhiteNoise only for /static/: a thin async-capable wrapper keeps the other
     # requests off the thread-hop path that a sync-only middleware would force.

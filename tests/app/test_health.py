@@ -41,6 +41,19 @@ def test_readiness_ok_when_migrated(migrated: RunningServer) -> None:
     }
 
 
+def test_probes_answer_kubelet_host_header_but_host_validation_stays(
+    migrated: RunningServer,
+) -> None:
+    """The kubelet probes with Host: <pod IP>:<port>, which is not an allowed host."""
+    pod_host = {"Host": "10.244.7.9:8000"}
+    assert httpx.get(migrated.url("/health"), headers=pod_host).status_code == 200
+    ready = httpx.get(migrated.url("/health/ready"), headers=pod_host)
+    assert ready.status_code == 200
+    assert ready.json()["status"] == "ok"
+    # Everything else still refuses a host outside DJANGO_ALLOWED_HOSTS.
+    assert httpx.get(migrated.url("/api/menu"), headers=pod_host).status_code == 400
+
+
 def test_probes_only_answer_get_and_head(migrated: RunningServer) -> None:
     assert httpx.head(migrated.url("/health")).status_code == 200
     assert httpx.post(migrated.url("/health")).status_code == 405

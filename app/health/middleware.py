@@ -1,0 +1,50 @@
+"""Answer the Kubernetes probes before host validation.
+
+The kubelet sends probes with ``Host: <pod IP>:<port>``, which is never in
+``DJANGO_ALLOWED_HOSTS``: through the normal chain CommonMiddleware would answer
+400 and a correctly configured pod would never become Ready. The probes carry no
+user input and return no host-dependent content, so they are served here, first
+in the chain, straight to their views. Every other path goes through the full
+chain with host validation untouched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from asgiref.sync import async_to_sync, iscoroutinefunction, markcoroutinefunction
+from django.http import HttpRequest, HttpResponseBase
+
+from health import views
+
+PROBES: dict[str, Callable[[HttpRequest], Awaitable[HttpResponseBase]]] = {
+    "/health": views.live,
+    "/health/ready": views.ready,
+}
+
+
+class ProbeMiddleware:
+    """Route /health and /health/ready to their views, skipping host checks."""
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response: Callable) -> None:
+        self.get_response = get_response
+        self._async = iscoroutinefunction(get_response)
+        if self._async:
+            markcoroutinefunction(self)
+
+    def __call__(self, request: HttpRequest):
+        if self._async:
+            return self.__acall__(request)
+        probe = PROBES.get(request.path_info)
+        if probe is not None:
+            return async_to_sync(probe)(request)
+        return self.get_response(request)
+
+    async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
+        probe = PROBES.get(request.path_info)
+        if probe is not None:
+            return await probe(request)
+        return await self.get_response(request)
