@@ -127,6 +127,12 @@ class KubeClient:
                 ) as resp:
                     payload = await resp.read()
                     status = resp.status
+            except aiohttp.ServerDisconnectedError as exc:
+                # A pooled keep-alive connection closed by the server just as we used it:
+                # nothing was processed; our writes are idempotent (apply / merge patch).
+                if attempt == 1:
+                    continue
+                raise ApiError(0, type(exc).__name__, str(exc) or "disconnected") from exc
             except (aiohttp.ClientError, TimeoutError) as exc:
                 raise ApiError(0, type(exc).__name__, str(exc) or "connection failed") from exc
             if status == 401 and attempt == 1:
