@@ -43,6 +43,9 @@ CRD_NAME = "coffeeservers.coffee.example.com"
 DEFAULT_EXAMPLE = REPO / "deploy" / "examples" / "minimal.yaml"
 DEFAULT_NAMESPACE = "coffee-demo"
 STARTED = time.monotonic()
+#: Temporary directories holding operator logs: removed after a successful run, kept (and
+#: named) after a failure so the log can be read.
+LOG_DIRS: list[Path] = []
 
 
 class DemoError(RuntimeError):
@@ -376,7 +379,9 @@ def run_steps(
     n += 1
     step(n, total, "Starting the operator (.venv/bin/coffee-operator run)")
     created_ns = ensure_namespace(kubectl, args.namespace)
-    log_path = Path(tempfile.mkdtemp(prefix="coffee-demo-")) / "operator.log"
+    log_dir = Path(tempfile.mkdtemp(prefix="coffee-demo-"))
+    LOG_DIRS.append(log_dir)
+    log_path = log_dir / "operator.log"
     operator = OperatorProcess(kubeconfig, scope, log_path, echo=args.operator_logs)
     stack.callback(operator.stop)
     created_secrets: list[str] = []
@@ -577,7 +582,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except DemoError as exc:
         say(f"FAILED: {exc}", out=sys.stderr)
+        for log_dir in LOG_DIRS:
+            say(f"operator log kept: {log_dir / 'operator.log'}", out=sys.stderr)
         return 1
+    for log_dir in LOG_DIRS:
+        shutil.rmtree(log_dir, ignore_errors=True)
     say("all stopped. See README.md for installing coffee-operator on a real cluster.")
     return 0
 
