@@ -17,7 +17,6 @@ import yaml
 
 from . import GROUP, KIND
 from .errors import SpecError
-from .manifests import render_objects
 
 EXIT_INVALID = 1  # a CoffeeServer is invalid (stderr names the field)
 EXIT_USAGE = 2  # unreadable file, bad YAML, bad arguments (argparse's code too)
@@ -45,6 +44,10 @@ def _describe(cr: Mapping[str, Any]) -> str:
 
 def render(source: TextIO, name: str, out: TextIO, err: TextIO) -> int:
     """Render every CoffeeServer in ``source``; all or nothing, so a pipe never half-applies."""
+    # Imported here, not at module level: `run` must not load the full kubernetes client
+    # (runner.load_quantity_parser_only) before the operator starts.
+    from .manifests import render_objects
+
     try:
         docs = list(yaml.safe_load_all(source))
     except yaml.YAMLError as exc:

@@ -15,6 +15,7 @@ from typing import Any
 from . import API_VERSION, KIND, MANAGER
 from .config import EffectiveConfig, effective_config, gunicorn_env
 from .errors import SpecError
+from .fingerprint import stamp
 from .spec import CoffeeServerSpec, parse_spec
 
 APP_NAME = "coffee-server"
@@ -206,7 +207,8 @@ def render(cr: Mapping[str, Any]) -> tuple[EffectiveConfig, list[dict[str, Any]]
     objects = [deployment(cr, spec, cfg)]
     if spec.service.enabled:
         objects.append(service(cr, spec))
-    return cfg, objects
+    # The fingerprint is part of what is applied, so `render` prints it too.
+    return cfg, [stamp(obj) for obj in objects]
 
 
 def render_objects(cr: Mapping[str, Any]) -> list[dict[str, Any]]:
