@@ -40,11 +40,18 @@ class ProbeMiddleware:
             return self.__acall__(request)
         probe = PROBES.get(request.path_info)
         if probe is not None:
-            return async_to_sync(probe)(request)
+            return _with_length(async_to_sync(probe)(request))
         return self.get_response(request)
 
     async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
         probe = PROBES.get(request.path_info)
         if probe is not None:
-            return await probe(request)
+            return _with_length(await probe(request))
         return await self.get_response(request)
+
+
+def _with_length(response: HttpResponseBase) -> HttpResponseBase:
+    """Set Content-Length as CommonMiddleware would: drain and keep-alive rely on it."""
+    if not response.streaming and "Content-Length" not in response:
+        response.headers["Content-Length"] = str(len(response.content))
+    return response

@@ -46,7 +46,9 @@ def test_probes_answer_kubelet_host_header_but_host_validation_stays(
 ) -> None:
     """The kubelet probes with Host: <pod IP>:<port>, which is not an allowed host."""
     pod_host = {"Host": "10.244.7.9:8000"}
-    assert httpx.get(migrated.url("/health"), headers=pod_host).status_code == 200
+    live = httpx.get(migrated.url("/health"), headers=pod_host)
+    assert live.status_code == 200
+    assert live.headers["content-length"] == str(len(live.content))
     ready = httpx.get(migrated.url("/health/ready"), headers=pod_host)
     assert ready.status_code == 200
     assert ready.json()["status"] == "ok"
