@@ -67,6 +67,30 @@ def set_priority(nice: int, pgid: int | None = None) -> None:
             os.setpriority(os.PRIO_PGRP, pgid, nice)
 
 
+def group_cpu_seconds(pgid: int) -> float:
+    """CPU time (user + system, all threads) of the live processes in a process group.
+
+    A server's CPU per request is the robust figure on a shared machine: req/s moves with the
+    neighbours' load, the CPU an answer costs much less. (Exited processes are not counted:
+    read it around a run without worker recycling.)
+    """
+    import os
+
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:  # fields after "(comm)": state ppid pgrp ... utime stime
+            total += int(fields[11]) + int(fields[12])
+    return total / tick
+
+
 @contextmanager
 def app_server(
     kind: str, env: Mapping[str, str], workers: int, nice: int = 0
@@ -102,11 +126,13 @@ class Load:
     p99_ms: float
     errors: int  # socket errors + non-2xx responses
     detail: str = ""  # what the errors were, as wrk reports them
+    cpu_ms: float | None = None  # server CPU per request (all its processes), when measured
 
     def line(self) -> str:
         detail = f" ({self.detail})" if self.detail else ""
+        cpu = f"  CPU {self.cpu_ms:5.2f} ms/req" if self.cpu_ms is not None else ""
         return (f"{self.rps:8.0f} req/s  p50 {self.p50_ms:7.1f} ms  p99 {self.p99_ms:7.1f} ms"
-                f"  errors {self.errors}{detail}")
+                f"{cpu}  errors {self.errors}{detail}")
 
 
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
@@ -157,4 +183,6 @@ def summary(loads: list[Load]) -> Load:
         p50_ms=statistics.median(x.p50_ms for x in loads),
         p99_ms=statistics.median(x.p99_ms for x in loads),
         errors=sum(x.errors for x in loads),
+        cpu_ms=(statistics.median(x.cpu_ms for x in loads)  # type: ignore[type-var]
+                if all(x.cpu_ms is not None for x in loads) else None),
     )

@@ -39,6 +39,7 @@ from app_common import (
     REPO,
     Load,
     app_server,
+    group_cpu_seconds,
     load_average,
     log,
     set_priority,
@@ -143,8 +144,12 @@ def main() -> None:
         for rnd in range(args.rounds):
             order = kinds[rnd % len(kinds):] + kinds[: rnd % len(kinds)]
             for kind in order:
+                pgid = servers[kind].proc.pid  # the server's own process group
+                cpu = group_cpu_seconds(pgid)
                 load = wrk(servers[kind].url("/api/orders"), connections=args.connections,
                            seconds=args.seconds, script=script)
+                cpu = group_cpu_seconds(pgid) - cpu
+                load.cpu_ms = cpu * 1000 / load.requests if load.requests else None
                 results[kind].append(load)
                 log(f"round {rnd + 1}/{args.rounds} ({load_average()}) {kind:>7}: {load.line()}")
         made = provider_requests(provider) - before

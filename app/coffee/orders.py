@@ -7,11 +7,10 @@ retries and replayed webhooks cannot move an order backwards or apply one transi
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-import httpx
 from django.conf import settings
 from django.utils import timezone
 
-from coffee import payments
+from coffee import db, payments
 from coffee.models import Order, OrderStatus
 
 S = OrderStatus
@@ -52,9 +51,8 @@ def order_json(order: Order, drink_slug: str) -> dict[str, Any]:
 async def transition(order: Order, target: str, **fields: Any) -> bool:
     """Move `order` to `target` if its stored status allows it; False (and no write) otherwise."""
     now = timezone.now()
-    updated = await Order.objects.filter(pk=order.pk, status__in=ALLOWED_FROM[target]).aupdate(
-        status=target, updated_at=now, **fields
-    )
+    allowed = Order.objects.filter(pk=order.pk, status__in=ALLOWED_FROM[target])
+    updated = await db.run(allowed.update, status=target, updated_at=now, **fields)
     if updated:
         order.status = target
         order.updated_at = now
@@ -64,7 +62,7 @@ async def transition(order: Order, target: str, **fields: Any) -> bool:
 
 
 async def request_payment(
-    order: Order, drink_name: str, client: httpx.AsyncClient
+    order: Order, drink_name: str, client: payments.ProviderClient
 ) -> payments.Payment:
     """Create (or on retry re-obtain, same Idempotence-Key) the order's payment."""
     body = payments.payment_request(
@@ -89,7 +87,7 @@ def payment_outcome(payment: payments.Payment) -> dict[str, Any]:
     }
 
 
-async def place(order: Order, drink_name: str, client: httpx.AsyncClient) -> None:
+async def place(order: Order, drink_name: str, client: payments.ProviderClient) -> None:
     """Pay for a new (unsaved) order, then store it once with the outcome.
 
     One INSERT instead of INSERT + UPDATE on the hot payment path. The order id (the
@@ -102,14 +100,14 @@ async def place(order: Order, drink_name: str, client: httpx.AsyncClient) -> Non
         payment = await request_payment(order, drink_name, client)
     except payments.PaymentProviderError as exc:
         order.status, order.payment_error = S.PAYMENT_FAILED, exc.message[:200]
-        await order.asave(force_insert=True)
+        await db.run(order.save, force_insert=True)
         raise
     for name, value in payment_outcome(payment).items():
         setattr(order, name, value)
-    await order.asave(force_insert=True)
+    await db.run(order.save, force_insert=True)
 
 
-async def retry(order: Order, drink_name: str, client: httpx.AsyncClient) -> None:
+async def retry(order: Order, drink_name: str, client: payments.ProviderClient) -> None:
     """Pay for a stored order whose payment failed; records the outcome (compare-and-set)."""
     try:
         payment = await request_payment(order, drink_name, client)
@@ -118,4 +116,4 @@ async def retry(order: Order, drink_name: str, client: httpx.AsyncClient) -> Non
         raise
     outcome = payment_outcome(payment)
     if not await transition(order, outcome.pop("status"), **outcome):
-        await order.arefresh_from_db()  # a webhook got there first; report what is stored
+        await db.run(order.refresh_from_db)  # a webhook got there first; report what is stored

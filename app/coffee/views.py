@@ -12,7 +12,7 @@ from django.core.handlers.asgi import ASGIRequest
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from coffee import menu, orders, payments, webhook
+from coffee import db, menu, orders, payments, webhook
 from coffee.http import error, methods
 from coffee.models import Drink, Order, OrderStatus
 from coffee.validation import BadRequest, parse_notification, parse_order_request
@@ -29,9 +29,21 @@ async def _order_or_404(order_id: str) -> Order | JsonResponse:
     except ValueError:
         return error(404, f"no order {order_id!r}")
     try:
-        return await Order.objects.select_related("drink").aget(pk=pk)
+        return await db.run(Order.objects.select_related("drink").get, pk=pk)
     except Order.DoesNotExist:
         return error(404, f"no order {order_id!r}")
+
+
+def _notified_order(payment_id: str, order_id: str) -> Order | None:
+    """The order a notification is about: by payment id, else by the order id in metadata."""
+    found = Order.objects.select_related("drink")
+    order = found.filter(payment_id=payment_id).first()
+    if order is None and order_id:
+        try:
+            order = found.get(pk=uuid.UUID(order_id))
+        except (ValueError, Order.DoesNotExist):
+            order = None
+    return order
 
 
 def _payment_failed(order: Order, exc: payments.PaymentProviderError) -> JsonResponse:
@@ -57,7 +69,7 @@ async def create_order(request: HttpRequest) -> HttpResponse:
     except BadRequest as exc:
         return error(400, exc.message, exc.field)
     try:
-        drink = await Drink.objects.aget(slug=wanted.drink, available=True)
+        drink = await db.run(Drink.objects.get, slug=wanted.drink, available=True)
     except Drink.DoesNotExist:
         return error(404, f"no drink {wanted.drink!r} on the menu", "drink")
     order = Order(
@@ -119,12 +131,7 @@ async def payment_webhook(request: HttpRequest) -> HttpResponse:
         note = parse_notification(request.body)
     except BadRequest as exc:
         return error(400, exc.message, exc.field)
-    order = await Order.objects.select_related("drink").filter(payment_id=note.payment_id).afirst()
-    if order is None and note.order_id:
-        try:
-            order = await Order.objects.select_related("drink").aget(pk=uuid.UUID(note.order_id))
-        except (ValueError, Order.DoesNotExist):
-            order = None
+    order = await db.run(_notified_order, note.payment_id, note.order_id)
     if order is None:
         return error(404, f"no order for payment {note.payment_id!r}", "object.id")
     try:
