@@ -34,7 +34,11 @@ def fake() -> Iterator[FakeProvider]:
 
 @pytest.fixture(scope="module")
 def server(fake: FakeProvider) -> Iterator[RunningServer]:
-    with coffee_api(fake, static=True, MENU_CACHE_SECONDS="0.5") as running:
+    # These tests are about the API, not provider time-outs (tests/app/test_payments.py):
+    # a generous bound keeps a 100-order burst on a busy 2-core machine from turning into 504s.
+    with coffee_api(
+        fake, static=True, MENU_CACHE_SECONDS="0.5", PAYMENT_PROVIDER_TIMEOUT="15"
+    ) as running:
         yield running
 
 
