@@ -20,6 +20,8 @@ system-deps:
 	@scripts/system-deps.sh
 
 test: system-deps $(STAMP)
+	@echo ">> control plane binaries (built from tests/cluster/go.mod on first run, then cached)"
+	$(VENV)/bin/python -m tests.cluster.localcluster build
 	$(VENV)/bin/pytest
 
 # Go is needed to build the local control plane on first use (hence system-deps).
