@@ -98,6 +98,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # Bound the connect time so a blackholed database makes readiness fail fast
     # instead of hanging the probe.
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
+    # Persistent connections (override with ?conn_max_age=N in DATABASE_URL): the API's
+    # fixed DB thread pool (coffee.db) reuses them instead of connecting per query, and
+    # health checks replace a connection the server dropped.
+    DATABASES["default"].setdefault("CONN_MAX_AGE", 60)
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 STATIC_URL = "static/"
