@@ -13,8 +13,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -22,18 +20,11 @@ import yaml
 
 from tests.cluster.build import binaries_dir, kubernetes_version
 from tests.cluster.localcluster import CRDS_DIR, REPO_ROOT, LocalCluster
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.cluster
 
 COFFEE_CRD = "coffeeservers.coffee.example.com"
-
-
-def wait_for(what: str, condition: Callable[[], bool], timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(0.25)
 
 
 def get_json(cluster: LocalCluster, *args: str) -> dict:

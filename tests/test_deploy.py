@@ -10,7 +10,6 @@ import os
 import re
 import signal
 import subprocess
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import yaml
 
 from tests.cluster.localcluster import LocalCluster
 from tests.deploy_support import REPO, VENV_BIN, load_docs
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.cluster
 
@@ -62,14 +62,6 @@ ROLE_RULES = {
     ("kopf.dev", "kopfpeerings", PEERING, "get"),
     ("kopf.dev", "kopfpeerings", PEERING, "patch"),
 }
-
-
-def wait_for(what: str, condition: Callable[[], bool], timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(0.25)
 
 
 def apply_kustomization(cluster: LocalCluster, root: str) -> subprocess.CompletedProcess[str]:
