@@ -15,11 +15,11 @@ from collections.abc import Awaitable, Callable
 from asgiref.sync import async_to_sync, iscoroutinefunction, markcoroutinefunction
 from django.http import HttpRequest, HttpResponseBase
 
-from health import views
+from health.urls import urlpatterns
 
+#: Path -> view, taken from health/urls.py so the probe paths are named in one place.
 PROBES: dict[str, Callable[[HttpRequest], Awaitable[HttpResponseBase]]] = {
-    "/health": views.live,
-    "/health/ready": views.ready,
+    f"/{pattern.pattern}": pattern.callback for pattern in urlpatterns
 }
 
 
