@@ -99,10 +99,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # instead of hanging the probe.
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
     # Persistent connections (override with ?conn_max_age=N in DATABASE_URL): the API's
-    # fixed DB thread pool (coffee.db) reuses them instead of connecting per query, and
-    # health checks replace a connection the server dropped.
+    # fixed DB thread pool (coffee.db) reuses them instead of connecting per query.
+    # No CONN_HEALTH_CHECKS: it adds a SELECT 1 round trip to every DB call on the order
+    # path (coffee.db closes stale connections per call); a connection the server dropped
+    # fails one query and is then replaced by close_old_connections().
     DATABASES["default"].setdefault("CONN_MAX_AGE", 60)
-    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 STATIC_URL = "static/"
