@@ -44,6 +44,11 @@ def log(message: str) -> None:
 def common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--kubeconfig", help="use this running cluster instead of starting a "
                         "local control plane (tests/cluster)")
+    parser.add_argument("--operator", choices=OPERATORS, action="append",
+                        help="which operator to measure, repeatable: 'ours' (coffee-operator) "
+                        "and/or 'reference' (bench/reference_operator.py, the minimal kopf "
+                        "operator SPEC 7 compares against); default: both, same control plane, "
+                        "one after the other")
 
 
 @contextlib.contextmanager
@@ -62,10 +67,33 @@ def control_plane(args: argparse.Namespace) -> Iterator[dict[str, str]]:
         yield cluster.env
 
 
+OPERATORS = ("ours", "reference")
+REFERENCE = Path(__file__).with_name("reference_operator.py")
+
+
+class ReferenceOperatorProcess(OperatorProcess):
+    """``kopf run bench/reference_operator.py``, started and stopped like ours."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        super().__init__(env)
+        self.args = [str(REPO_ROOT / ".venv" / "bin" / "kopf"), "run", str(REFERENCE),
+                     "--all-namespaces", "--standalone",
+                     "--liveness", f"http://127.0.0.1:{self.port}/healthz"]
+
+
+def operators(args: argparse.Namespace) -> list[str]:
+    return list(dict.fromkeys(args.operator or OPERATORS))
+
+
 @contextlib.contextmanager
-def operator_process(env: dict[str, str]) -> Iterator[OperatorProcess]:
-    log("starting the operator: .venv/bin/coffee-operator run --all-namespaces --standalone")
-    proc = OperatorProcess(env, ("--all-namespaces",))
+def operator_process(env: dict[str, str], which: str = "ours") -> Iterator[OperatorProcess]:
+    if which == "reference":
+        log(f"starting the reference operator: .venv/bin/kopf run {REFERENCE.name} "
+            "--all-namespaces --standalone")
+        proc: OperatorProcess = ReferenceOperatorProcess(env)
+    else:
+        log("starting the operator: .venv/bin/coffee-operator run --all-namespaces --standalone")
+        proc = OperatorProcess(env, ("--all-namespaces",))
     proc.start()
     log(f"operator live (pid {proc.pid}, log {proc.log_path})")
     try:
@@ -75,10 +103,44 @@ def operator_process(env: dict[str, str]) -> Iterator[OperatorProcess]:
         log(f"operator stopped with exit code {code}")
 
 
+COMPONENTS = ("kube-apiserver", "etcd", "kube-controller-manager", "kube-scheduler", "kwok")
+
+
+def component_cpu(env: dict[str, str]) -> dict[str, float]:
+    """CPU seconds used so far by each control-plane process of this cluster (/proc).
+
+    The components are found by their command line naming the cluster's run directory
+    (the folder of its kubeconfig), so another cluster on the machine is not counted.
+    An external cluster (``--kubeconfig``) usually has no local processes: empty result.
+    """
+    run_dir = str(Path(env["KUBECONFIG"]).parent)
+    ticks = os.sysconf("SC_CLK_TCK")
+    found: dict[str, float] = {}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        name = Path(argv[0].decode(errors="replace")).name
+        if name in COMPONENTS and run_dir.encode() in b" ".join(argv):
+            found[name] = found.get(name, 0.0) + (int(stat[11]) + int(stat[12])) / ticks
+    return found
+
+
+def format_cpu(before: dict[str, float], after: dict[str, float], operator: float) -> str:
+    used = {name: after[name] - before.get(name, 0.0) for name in after}
+    used["operator"] = operator
+    total = sum(used.values())
+    return ", ".join(f"{name} {sec:.1f} s" for name, sec in
+                     sorted(used.items(), key=lambda kv: -kv[1])) + f" (total {total:.1f} s)"
+
+
 class Kube:
     """Async JSON client for the benchmark's own requests and watches."""
 
     def __init__(self, env: dict[str, str]) -> None:
+        self.env = env
         import kopf
 
         os.environ["KUBECONFIG"] = env["KUBECONFIG"]
@@ -113,8 +175,21 @@ class Kube:
                                           {"metadata": {"name": name}})
         assert status in (201, 409), body
 
-    async def delete_namespace(self, name: str) -> None:
+    async def delete_namespace(self, name: str, timeout: float = 600.0) -> None:
+        """Delete and wait until it is gone, so the next run starts from a clean cluster."""
         await self.request("DELETE", f"/api/v1/namespaces/{name}")
+        started = time.monotonic()
+        next_log = started + 10
+        while time.monotonic() - started < timeout:
+            status, _ = await self.request("GET", f"/api/v1/namespaces/{name}")
+            if status == 404:
+                return
+            if time.monotonic() >= next_log:
+                log(f"waiting for namespace {name} to be deleted "
+                    f"({time.monotonic() - started:.0f}s)")
+                next_log += 10
+            await asyncio.sleep(0.5)
+        raise RuntimeError(f"namespace {name} still there after {timeout:.0f}s")
 
     async def watch(self, path: str, on_event: Callable[[str, dict[str, Any]], Awaitable[None]
                                                           | None],

@@ -29,11 +29,14 @@ from operator_common import (
     OperatorProcess,
     coffee_server,
     common_arguments,
+    component_cpu,
     control_plane,
     delta,
+    format_cpu,
     format_writes,
     log,
     operator_process,
+    operators,
 )
 
 CONCURRENCY = 64
@@ -54,7 +57,8 @@ async def wait_quiet(kube: Kube, quiet_for: float = 5.0, limit: float = 120.0) -
             return
 
 
-async def run(kube: Kube, proc: OperatorProcess, args: argparse.Namespace) -> None:
+async def run(kube: Kube, proc: OperatorProcess, args: argparse.Namespace,
+              which: str) -> dict[str, float]:
     namespace = f"bench-scale-{uuid.uuid4().hex[:6]}"
     await kube.create_namespace(namespace)
     count = args.count
@@ -98,6 +102,7 @@ async def run(kube: Kube, proc: OperatorProcess, args: argparse.Namespace) -> No
     before = await kube.write_counts()
     rss_before = proc.rss_mb()
     cpu_before = proc.cpu_seconds()
+    plane_before = component_cpu(kube.env)
     semaphore = asyncio.Semaphore(CONCURRENCY)
     created = 0
 
@@ -130,11 +135,16 @@ async def run(kube: Kube, proc: OperatorProcess, args: argparse.Namespace) -> No
     t_created = t_created or time.perf_counter() - t0
 
     cpu_reconciled = proc.cpu_seconds() - cpu_before
-    log("all reconciled; waiting until every CoffeeServer is Ready (kwok pods) and quiet")
-    while len(ready) < count and time.perf_counter() - t0 < args.timeout + 600:
-        await asyncio.sleep(2)
-        log(f"Ready {len(ready)}/{count}")
-    t_ready = time.perf_counter() - t0
+    cpu_text = format_cpu(plane_before, component_cpu(kube.env), cpu_reconciled)
+    t_ready: float | None = None
+    if which == "ours":  # the reference operator sets no conditions
+        log("all reconciled; waiting until every CoffeeServer is Ready (kwok pods) and quiet")
+        while len(ready) < count and time.perf_counter() - t0 < args.timeout + 600:
+            await asyncio.sleep(2)
+            log(f"Ready {len(ready)}/{count}")
+        t_ready = time.perf_counter() - t0
+    else:
+        log("all reconciled; waiting until the API server is quiet")
     await wait_quiet(kube)
     writes = delta(await kube.write_counts(), before)
     log(f"measuring writes while idle for {args.idle:.0f}s")
@@ -151,28 +161,34 @@ async def run(kube: Kube, proc: OperatorProcess, args: argparse.Namespace) -> No
     svc_writes = sum(n for (verb, g, r, s), n in writes.items()
                      if r == "services" and not s and verb != "DELETE")
     print()
-    print(f"{count} CoffeeServers created at once "
+    print(f"[{which}] {count} CoffeeServers created at once "
           f"(spec.replicas {'default (2)' if args.replicas is None else args.replicas}):")
     print(f"  all CRs created (client)     : {t_created:6.2f} s")
     print(f"  all Deployments present      : {t_deployments:6.2f} s")
     print(f"  all statuses current         : {t_statuses:6.2f} s   (target <= 15 s)")
-    print(f"  all Ready (pods via kwok)    : {t_ready:6.2f} s")
+    if t_ready is not None:
+        print(f"  all Ready (pods via kwok)    : {t_ready:6.2f} s")
     print(f"  operator peak RSS (VmHWM)    : {peak:6.1f} MB (before the creates: "
           f"{rss_before:.1f} MB; target <= 150 MB)")
     print(f"  operator CPU until reconciled: {cpu_reconciled:6.1f} s "
           f"({cpu_reconciled / count * 1000:.1f} ms per CoffeeServer)")
+    print(f"  CPU until reconciled         : {cpu_text}")
     print(f"  writes until quiet           : {format_writes(writes)}")
     print(f"  writes per child object      : Deployments {dep_writes / count:.2f}, "
           f"Services {svc_writes / count:.2f} (target <= 1 per reconcile)")
     idle_text = format_writes(idle_writes)
     print(f"  writes while idle {args.idle:.0f}s       : {idle_text} (target: none)")
+    log(f"deleting namespace {namespace}")
     await kube.delete_namespace(namespace)
+    return {"deployments": t_deployments, "statuses": t_statuses, "rss": peak,
+            "cpu": cpu_reconciled}
 
 
-async def main_async(args: argparse.Namespace, env: dict[str, str], proc: OperatorProcess) -> None:
+async def main_async(args: argparse.Namespace, env: dict[str, str], proc: OperatorProcess,
+                     which: str) -> dict[str, float]:
     kube = Kube(env)
     try:
-        await run(kube, proc, args)
+        return await run(kube, proc, args, which)
     finally:
         await kube.close()
 
@@ -186,8 +202,18 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=300.0)
     common_arguments(parser)
     args = parser.parse_args()
-    with control_plane(args) as env, operator_process(env) as proc:
-        asyncio.run(main_async(args, env, proc))
+    results: dict[str, dict[str, float]] = {}
+    with control_plane(args) as env:
+        for which in operators(args):
+            with operator_process(env, which) as proc:
+                results[which] = asyncio.run(main_async(args, env, proc, which))
+    if len(results) > 1:
+        print("\nsame control plane, same run (ours vs reference):")
+        for key, label, unit in (("deployments", "all Deployments present", "s"),
+                                 ("statuses", "all statuses current", "s"),
+                                 ("rss", "peak RSS", "MB"), ("cpu", "operator CPU", "s")):
+            print(f"  {label:24s}: {results['ours'][key]:6.1f} {unit} vs "
+                  f"{results['reference'][key]:6.1f} {unit}")
 
 
 if __name__ == "__main__":
