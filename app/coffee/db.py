@@ -1,4 +1,5 @@
-"""Database work of the API on a small per-process pool of threads with persistent connections.
+"""Database work of the API: the order path's hot statements on the event loop (coffee.pg, on
+PostgreSQL under Uvicorn), everything else on a small per-process pool of threads.
 
 Why not Django's async ORM (`aget`, `asave`, ...): each call is its own `sync_to_async` hop into
 the request's own thread, and under load a worker holds more requests than it keeps request
@@ -16,6 +17,7 @@ replaced, never reused.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -23,6 +25,10 @@ from typing import Any, TypeVar
 
 from asgiref.sync import sync_to_async
 from django.db import close_old_connections
+from django.db.models import Model
+
+from coffee import pg
+from coffee.models import Drink
 
 T = TypeVar("T")
 
@@ -50,3 +56,25 @@ async def run(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
     return await sync_to_async(_guarded, thread_sensitive=False, executor=_executor())(
         fn, args, kwargs
     )
+
+
+def _drink(slug: str) -> Drink | None:
+    return Drink.objects.filter(slug=slug, available=True).first()
+
+
+async def drink_on_menu(slug: str, *, on_loop: bool) -> Drink | None:
+    """The available drink with this slug, or None. `on_loop`: the caller runs on a long-lived
+    event loop (Uvicorn), where PostgreSQL is queried from the loop itself (coffee.pg)."""
+    if on_loop and pg.enabled():
+        return await pg.get(Drink, slug=slug, available=True)
+    return await run(_drink, slug)
+
+
+async def insert(obj: Model, *, on_loop: bool) -> None:
+    """`obj.save(force_insert=True)`; from the event loop where coffee.pg can (drink_on_menu)."""
+    if on_loop and pg.enabled() and pg.insert_supported(type(obj)):
+        # Shielded: a client that disconnects cancels the view, but an order whose payment was
+        # already created must still be stored (on a DB thread the save would finish anyway).
+        await asyncio.shield(pg.insert(obj))
+    else:
+        await run(obj.save, force_insert=True)

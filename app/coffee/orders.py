@@ -87,7 +87,9 @@ def payment_outcome(payment: payments.Payment) -> dict[str, Any]:
     }
 
 
-async def place(order: Order, drink_name: str, client: payments.ProviderClient) -> None:
+async def place(
+    order: Order, drink_name: str, client: payments.ProviderClient, *, on_loop: bool = False
+) -> None:
     """Pay for a new (unsaved) order, then store it once with the outcome.
 
     One INSERT instead of INSERT + UPDATE on the hot payment path. The order id (the
@@ -95,16 +97,17 @@ async def place(order: Order, drink_name: str, client: payments.ProviderClient) 
     is stored as PAYMENT_FAILED and PaymentProviderError re-raised for the caller to report.
     (If the process dies during the call, the client got no answer and no confirmation URL,
     so an unpaid provider payment without an order is harmless and expires at the provider.)
+    `on_loop`: see coffee.db.insert.
     """
     try:
         payment = await request_payment(order, drink_name, client)
     except payments.PaymentProviderError as exc:
         order.status, order.payment_error = S.PAYMENT_FAILED, exc.message[:200]
-        await db.run(order.save, force_insert=True)
+        await db.insert(order, on_loop=on_loop)
         raise
     for name, value in payment_outcome(payment).items():
         setattr(order, name, value)
-    await db.run(order.save, force_insert=True)
+    await db.insert(order, on_loop=on_loop)
 
 
 async def retry(order: Order, drink_name: str, client: payments.ProviderClient) -> None:

@@ -1,9 +1,13 @@
 """Client for the external payment provider, modelled on YooKassa's payments API (v3).
 
-One `ProviderClient` (httpx over coffee.provider_pool) per event loop, so each Uvicorn worker
-process reuses its pooled keep-alive connections across requests. Every call is bounded as a whole
-by PAYMENT_PROVIDER_TIMEOUT (httpx's own timeouts are per phase, so a provider that trickles bytes
-could otherwise hold a request far longer): with Uvicorn workers nothing else bounds a request.
+One `ProviderClient` (an aiohttp session) per event loop, so each Uvicorn worker process reuses
+its pooled keep-alive connections across requests. Every call is bounded as a whole by
+PAYMENT_PROVIDER_TIMEOUT (a provider that trickles bytes cannot hold a request longer): with
+Uvicorn workers nothing else bounds a request.
+
+Why aiohttp, not httpx: on the payment path httpx/httpcore/h11/anyio (pure Python) cost more CPU
+per call than the rest of the order, and httpcore's pool grew O(N^2) with concurrent calls;
+aiohttp's client parses HTTP in C and pools per host (measured, bench/README.md).
 """
 
 import asyncio
@@ -18,15 +22,13 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-import httpx
+import aiohttp
 from django.conf import settings
-
-from coffee.provider_pool import LifoTransport
 
 # Connections per worker process to the provider. Keep-alive matters: a fresh TCP connection per
 # payment adds a round trip; waiting for a free connection counts in the timeout.
 MAX_CONNECTIONS = 256
-KEEPALIVE_SECONDS = 30.0
+KEEPALIVE_SECONDS = 15.0
 
 
 class PaymentProviderError(Exception):
@@ -109,35 +111,65 @@ def idempotence_key(order_id: str) -> str:
     return f"order-{order_id}"
 
 
-class ProviderClient:
-    """HTTP client for the provider: httpx requests sent straight to the pooled transport.
+# A call that fails like this on a kept-alive connection may have hit one the provider closed
+# while idle; it is sent once more on a new connection. Safe even for POST: every payment
+# request carries an Idempotence-Key, so the provider never creates a second payment.
+_STALE = (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError)
 
-    Why not `httpx.AsyncClient.request`: per call it also runs an auth flow, redirect handling,
-    cookie-jar bookkeeping and an INFO log line, none of which the provider's API uses; on the
-    payment path that was ~25% of a call's CPU (measured, bench/README.md). What remains is
-    httpx's: request building (Host, Content-Length), the transport's error mapping to
-    `httpx.HTTPError`, per-phase timeouts (the request's "timeout" extension, as httpx sets it).
+
+def unreachable_reason(exc: aiohttp.ClientError) -> str:
+    """A short, library-neutral reason for a failed call (shown to the API's client)."""
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return "cannot connect"
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return "connection closed before an answer"
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return "incomplete answer"
+    if isinstance(exc, aiohttp.ClientResponseError):
+        return "invalid HTTP answer"
+    return type(exc).__name__
+
+
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    """Built once per process: loading the CA bundle costs more than a whole payment call, and
+    under WSGI a client (which would otherwise build its own) is created per request."""
+    return ssl.create_default_context()
+
+
+class ProviderClient:
+    """HTTP client for the provider's API: Basic auth, JSON, pooled keep-alive connections.
+
+    The aiohttp session is created on first use, inside the event loop that uses it. No cookie
+    jar (the API sets none), no redirects (the API answers, it never redirects a payment).
     """
 
-    def __init__(
-        self,
-        transport: httpx.AsyncBaseTransport,
-        *,
-        base_url: str,
-        shop_id: str,
-        secret_key: str,
-        timeout: float,
-    ) -> None:
-        self._transport = transport
+    def __init__(self, *, base_url: str, shop_id: str, secret_key: str, timeout: float) -> None:
         self._base_url = base_url.rstrip("/")
         credentials = base64.b64encode(f"{shop_id}:{secret_key}".encode()).decode()
-        self._headers = [
-            ("Authorization", f"Basic {credentials}"),
-            ("User-Agent", "coffee-payments-server"),
-            ("Accept", "application/json"),
-        ]
-        self._timeout = httpx.Timeout(timeout).as_dict()
+        self._headers = {
+            "Authorization": f"Basic {credentials}",
+            "User-Agent": "coffee-payments-server",
+            "Accept": "application/json",
+        }
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._session: aiohttp.ClientSession | None = None
         self.is_closed = False
+
+    def _open(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(
+                    limit=MAX_CONNECTIONS,
+                    keepalive_timeout=KEEPALIVE_SECONDS,
+                    ssl=_tls_context(),
+                ),
+                timeout=self._timeout,
+                cookie_jar=aiohttp.DummyCookieJar(),
+                skip_auto_headers=("Accept-Encoding",),
+                auto_decompress=False,
+            )
+        return self._session
 
     async def request(
         self,
@@ -145,30 +177,31 @@ class ProviderClient:
         path: str,
         *,
         json_body: object = None,
-        headers: list[tuple[str, str]] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> tuple[int, bytes]:
-        """(status, body) of one call; raises httpx.HTTPError subclasses like httpx does."""
-        extra = list(headers or [])
+        """(status, body) of one call; raises aiohttp.ClientError or TimeoutError."""
+        session = self._open()
+        all_headers = self._headers | (headers or {})
         content = None
         if json_body is not None:
             content = json.dumps(json_body, separators=(",", ":")).encode()
-            extra.append(("Content-Type", "application/json"))
-        request = httpx.Request(
-            method,
-            self._base_url + path,
-            content=content,
-            headers=self._headers + extra,
-            extensions={"timeout": self._timeout},
-        )
-        response = await self._transport.handle_async_request(request)
-        try:
-            return response.status_code, await response.aread()
-        finally:
-            await response.aclose()  # hands the connection back to the pool
+            all_headers["Content-Type"] = "application/json"
+        url = self._base_url + path
+        for attempt in (1, 2):
+            try:
+                async with session.request(
+                    method, url, data=content, headers=all_headers, allow_redirects=False
+                ) as response:
+                    return response.status, await response.read()
+            except _STALE as exc:
+                if attempt == 2 or isinstance(exc, aiohttp.ClientConnectorError):
+                    raise
+        raise AssertionError("unreachable")
 
     async def aclose(self) -> None:
         self.is_closed = True
-        await self._transport.aclose()
+        if self._session is not None:
+            await self._session.close()
 
     async def __aenter__(self) -> "ProviderClient":
         return self
@@ -182,21 +215,8 @@ _clients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, ProviderClient]"
 )
 
 
-@functools.cache
-def _tls_context() -> ssl.SSLContext:
-    """Built once per process: loading the CA bundle costs more than a whole payment call, and
-    under WSGI a client (which would otherwise build its own) is created per request."""
-    return httpx.create_ssl_context()
-
-
 def _new_client() -> ProviderClient:
     return ProviderClient(
-        # httpcore's own pool costs more CPU than the call itself under concurrency.
-        LifoTransport(
-            max_connections=MAX_CONNECTIONS,
-            keepalive_expiry=KEEPALIVE_SECONDS,
-            ssl_context=_tls_context(),
-        ),
         base_url=settings.PAYMENT_PROVIDER_URL,
         shop_id=settings.PAYMENT_SHOP_ID,
         secret_key=settings.PAYMENT_SECRET_KEY,
@@ -224,12 +244,14 @@ async def _call(client: ProviderClient, method: str, path: str, **kwargs: Any) -
     try:
         async with asyncio.timeout(settings.PAYMENT_PROVIDER_TIMEOUT):
             status, body = await client.request(method, path, **kwargs)
-    except (TimeoutError, httpx.TimeoutException) as exc:
+    except TimeoutError as exc:  # aiohttp's own timeouts are TimeoutError subclasses too
         raise ProviderTimeout(
             f"payment provider did not answer within {settings.PAYMENT_PROVIDER_TIMEOUT:g} s"
         ) from exc
-    except httpx.HTTPError as exc:
-        raise ProviderUnavailable(f"payment provider unreachable: {type(exc).__name__}") from exc
+    except aiohttp.ClientError as exc:
+        raise ProviderUnavailable(
+            f"payment provider unreachable: {unreachable_reason(exc)}"
+        ) from exc
     if status != 200:
         raise ProviderUnavailable(f"payment provider answered HTTP {status}")
     try:
@@ -242,7 +264,7 @@ async def _call(client: ProviderClient, method: str, path: str, **kwargs: Any) -
 async def create_payment(client: ProviderClient, *, key: str, body: dict[str, Any]) -> Payment:
     """POST /v3/payments with the Idempotence-Key header."""
     return await _call(
-        client, "POST", "/v3/payments", json_body=body, headers=[("Idempotence-Key", key)]
+        client, "POST", "/v3/payments", json_body=body, headers={"Idempotence-Key": key}
     )
 
 

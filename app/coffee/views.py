@@ -14,13 +14,18 @@ from django.views.decorators.csrf import csrf_exempt
 
 from coffee import db, menu, orders, payments, webhook
 from coffee.http import error, methods
-from coffee.models import Drink, Order, OrderStatus
+from coffee.models import Order, OrderStatus
 from coffee.validation import BadRequest, parse_notification, parse_order_request
 
 
+def _long_lived_loop(request: HttpRequest) -> bool:
+    """Under ASGI the worker's event loop lives as long as the process, so pooled connections
+    (provider, PostgreSQL) can be kept on it; under WSGI each request gets a fresh loop."""
+    return isinstance(request, ASGIRequest)
+
+
 def _client(request: HttpRequest):
-    # Under ASGI the worker's event loop lives as long as the process: share one pooled client.
-    return payments.provider_client(shared=isinstance(request, ASGIRequest))
+    return payments.provider_client(shared=_long_lived_loop(request))
 
 
 async def _order_or_404(order_id: str) -> Order | JsonResponse:
@@ -68,9 +73,9 @@ async def create_order(request: HttpRequest) -> HttpResponse:
         wanted = parse_order_request(request.body)
     except BadRequest as exc:
         return error(400, exc.message, exc.field)
-    try:
-        drink = await db.run(Drink.objects.get, slug=wanted.drink, available=True)
-    except Drink.DoesNotExist:
+    on_loop = _long_lived_loop(request)
+    drink = await db.drink_on_menu(wanted.drink, on_loop=on_loop)
+    if drink is None:
         return error(404, f"no drink {wanted.drink!r} on the menu", "drink")
     order = Order(
         drink=drink,
@@ -80,7 +85,7 @@ async def create_order(request: HttpRequest) -> HttpResponse:
     )
     try:
         async with _client(request) as client:
-            await orders.place(order, drink.name, client)
+            await orders.place(order, drink.name, client, on_loop=on_loop)
     except payments.PaymentProviderError as exc:
         return _payment_failed(order, exc)
     response = JsonResponse(orders.order_json(order, drink.slug), status=201)

@@ -62,7 +62,7 @@ def webhook(client: httpx.Client, body: object) -> httpx.Response:
     [
         ("error", 502, "payment provider answered HTTP 500"),
         ("malformed", 502, "payment provider returned malformed JSON"),
-        ("down", 502, "payment provider unreachable: ConnectError"),
+        ("down", 502, "payment provider unreachable: cannot connect"),
         ("slow", 504, "payment provider did not answer within 1 s"),
     ],
 )

@@ -8,7 +8,6 @@ import sys
 from decimal import Decimal
 from pathlib import Path
 
-import httpx
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "app"))
@@ -21,7 +20,6 @@ django.setup()
 
 from coffee import orders, payments, webhook  # noqa: E402
 from coffee.models import Order  # noqa: E402
-from coffee.provider_pool import LifoTransport  # noqa: E402
 from coffee.validation import Notification  # noqa: E402
 
 from tests.support.fake_provider import FakeProvider  # noqa: E402
@@ -75,38 +73,49 @@ def test_mismatch_names_the_reason() -> None:
         assert word in (webhook.mismatch(note, payment, order) or "")
 
 
-def test_pool_reuses_one_connection_and_survives_a_provider_restart() -> None:
+def test_client_reuses_one_connection_and_survives_a_provider_restart() -> None:
     """Keep-alive reuse, and a pooled connection the provider closed is retried on a new one."""
 
-    async def scenario(fake: FakeProvider) -> list[int]:
-        transport = LifoTransport(
-            max_connections=4, keepalive_expiry=30, ssl_context=httpx.create_ssl_context()
+    async def scenario(fake: FakeProvider) -> list[str]:
+        client = payments.ProviderClient(
+            base_url=fake.url, shop_id="test-shop", secret_key="test-secret", timeout=5
         )
-        async with httpx.AsyncClient(
-            base_url=fake.url, auth=("test-shop", "test-secret"), transport=transport
-        ) as client:
-            statuses = []
+        async with client:
+            created = []
             for i in range(3):
-                response = await client.post(
-                    "/v3/payments",
-                    json={"amount": {"value": "1.00", "currency": "RUB"}},
-                    headers={"Idempotence-Key": f"pool-{i}"},
-                )
-                statuses.append(response.status_code)
-            assert len(transport._pool._idle) == 1  # one connection served all three
+                body = {"amount": {"value": "1.00", "currency": "RUB"}}
+                payment = await payments.create_payment(client, key=f"pool-{i}", body=body)
+                created.append(payment.status)
+            connector = client._session.connector  # type: ignore[union-attr]
+            assert sum(len(c) for c in connector._conns.values()) == 1  # one served all three
             await asyncio.to_thread(fake.set_mode, "down")
             await asyncio.to_thread(fake.set_mode, "ok")  # same port, old connection now dead
-            again = await client.post(
-                "/v3/payments",
-                json={"amount": {"value": "1.00", "currency": "RUB"}},
-                headers={"Idempotence-Key": "pool-after-restart"},
+            again = await payments.create_payment(
+                client, key="pool-after-restart", body={"amount": {"value": "1", "currency": "RUB"}}
             )
-            statuses.append(again.status_code)
-            return statuses
+            created.append(again.status)
+            return created
 
     with FakeProvider() as fake:
-        assert asyncio.run(scenario(fake)) == [200, 200, 200, 200]
+        assert asyncio.run(scenario(fake)) == ["pending"] * 4
         assert fake.requests_by_key["pool-after-restart"] == 1  # not sent twice
+
+
+def test_client_refused_connection_is_not_retried() -> None:
+    """Nothing listening: one attempt, reported as unreachable (502), well within the timeout."""
+
+    async def scenario(url: str) -> payments.PaymentProviderError:
+        client = payments.ProviderClient(base_url=url, shop_id="s", secret_key="k", timeout=5)
+        async with client:
+            with pytest.raises(payments.ProviderUnavailable) as caught:
+                await payments.create_payment(client, key="k", body={})
+            return caught.value
+
+    from tests.support.ports import free_port
+
+    error = asyncio.run(scenario(f"http://127.0.0.1:{free_port()}"))
+    assert error.http_status == 502
+    assert error.message == "payment provider unreachable: cannot connect"
 
 
 def test_payment_settings_defaults_and_values() -> None:
@@ -152,3 +161,48 @@ def test_bad_payment_setting_is_refused_naming_the_variable(name: str, value: st
 
     with pytest.raises(ImproperlyConfigured, match=name):
         read_payment_settings({name: value})
+
+
+def test_hot_statements_come_from_the_models() -> None:
+    """Table, columns and conditions are the models' own; values go through the fields."""
+    from coffee import statements
+    from coffee.models import Drink
+    from django.db import connection
+
+    select = statements.select(Drink, ["slug", "available"], connection)
+    assert select.sql == (
+        'SELECT "id", "slug", "name", "price", "available" FROM "coffee_drink" '
+        'WHERE "slug" = %s AND "available" = %s'
+    )
+    # SQLite hands back a float for a decimal column: the backend's converter makes it Decimal.
+    drink = select.instance([7, "latte", "Latte", 270.0, True], connection, "default")
+    assert (drink.pk, drink.slug, drink._state.adding) == (7, "latte", False)
+    assert drink.price == Decimal("270.00") and isinstance(drink.price, Decimal)
+
+    insert = statements.insert(Order, connection)
+    assert insert is not None
+    columns = [f.column for f in Order._meta.local_concrete_fields]
+    assert insert.sql.startswith(f'INSERT INTO "coffee_order" ("{columns[0]}"')
+    assert insert.sql.count("%s") == len(columns) == len(insert.fields)
+    new = Order(drink=Drink(pk=7), quantity=2, total=Decimal("540.00"), currency="RUB")
+    params = dict(zip(columns, insert.params(new, connection), strict=True))
+    assert params["drink_id"] == 7
+    assert params["created_at"] is not None and new.created_at is not None  # auto_now_add set
+    # A model whose key the database generates (RETURNING) stays on the ORM.
+    assert statements.insert(Drink, connection) is None
+
+
+def test_loop_path_leaves_models_with_save_receivers_to_the_orm() -> None:
+    from coffee import pg
+    from django.db.models.signals import post_save
+
+    assert pg.insert_supported(Order)
+
+    def receiver(**kwargs: object) -> None:
+        pass
+
+    post_save.connect(receiver, sender=Order)
+    try:
+        assert not pg.insert_supported(Order)
+    finally:
+        post_save.disconnect(receiver, sender=Order)

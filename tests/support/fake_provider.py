@@ -40,6 +40,14 @@ MODES = ("ok", "slow", "error", "malformed", "down")
 Scope = dict[str, Any]
 
 
+def _loop_factory() -> Any:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvicorn[standard] installs it
+        return None
+    return uvloop.new_event_loop
+
+
 class FakeProvider:
     """The provider's state and its server thread; attributes may be changed while it runs."""
 
@@ -104,10 +112,14 @@ class FakeProvider:
             started.set()
             await task
 
+        def run() -> None:
+            # uvloop (a dependency of uvicorn[standard]) when present: the fake shares the CPU
+            # with the server under test in benchmarks, so it should cost as little as it can.
+            with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+                runner.run(serve())
+
         self._server = server
-        self._thread = threading.Thread(
-            target=asyncio.run, args=(serve(),), name="fake-provider", daemon=True
-        )
+        self._thread = threading.Thread(target=run, name="fake-provider", daemon=True)
         self._thread.start()
         if not started.wait(10):
             raise RuntimeError("fake provider did not start within 10 s")
