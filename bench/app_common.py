@@ -91,6 +91,36 @@ def group_cpu_seconds(pgid: int) -> float:
     return total / tick
 
 
+def pids_cpu_seconds(pids: list[int]) -> float:
+    """CPU time (user + system) of these processes and their live children (one level)."""
+    import os
+
+    tick = os.sysconf("SC_CLK_TCK")
+    wanted = set(pids)
+    total = 0
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(pid) in wanted or int(fields[1]) in wanted:  # itself, or its parent is
+            total += int(fields[11]) + int(fields[12])
+    return total / tick
+
+
+def machine_busy_seconds() -> float:
+    """CPU time all cores spent busy (not idle/iowait) since boot, from /proc/stat."""
+    import os
+
+    with open("/proc/stat") as f:
+        values = [int(v) for v in f.readline().split()[1:]]
+    idle = values[3] + values[4]
+    return (sum(values[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
 @contextmanager
 def app_server(
     kind: str, env: Mapping[str, str], workers: int, nice: int = 0

@@ -42,6 +42,8 @@ from app_common import (
     group_cpu_seconds,
     load_average,
     log,
+    machine_busy_seconds,
+    pids_cpu_seconds,
     set_priority,
     summary,
     wrk,
@@ -59,8 +61,9 @@ wrk.headers["Content-Type"] = "application/json"
 
 
 @contextmanager
-def fake_provider(latency_ms: float) -> Iterator[str]:
-    """The fake provider as its own process (its CPU is not the benchmark's)."""
+def fake_provider(latency_ms: float) -> Iterator[tuple[str, int]]:
+    """The fake provider as its own process: (URL, pid). Test infrastructure, not the system
+    under test, but it shares the cores: its CPU per order is printed next to the server's."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "tests.support.fake_provider", "--port", "0",
          "--latency-ms", str(latency_ms)],
@@ -70,7 +73,7 @@ def fake_provider(latency_ms: float) -> Iterator[str]:
         line = proc.stdout.readline() if proc.stdout else ""
         if "listening on " not in line:
             raise RuntimeError(f"fake provider did not start: {line!r}")
-        yield line.split("listening on ")[1].split()[0]
+        yield line.split("listening on ")[1].split()[0], proc.pid
     finally:
         proc.terminate()
         proc.wait(10)
@@ -82,13 +85,16 @@ def provider_requests(url: str) -> int:
 
 
 @contextmanager
-def database(kind: str) -> Iterator[str | None]:
+def database(kind: str) -> Iterator[tuple[str | None, int | None]]:
+    """(DATABASE_URL, PostgreSQL's postmaster pid) or (None, None) for SQLite."""
     if kind == "sqlite":
-        yield None
+        yield None, None
         return
     try:
         with postgres_server() as pg:
-            yield pg.create_database("coffee_bench")
+            url = pg.create_database("coffee_bench")
+            postmaster = int((pg.data_dir / "postmaster.pid").read_text().split()[0])
+            yield url, postmaster
     except PostgresUnavailable as exc:
         sys.exit(f"--db postgres: {exc} (or use --db sqlite)")
 
@@ -104,6 +110,9 @@ def main() -> None:
     parser.add_argument("--db", choices=["postgres", "sqlite"], default="postgres")
     parser.add_argument("--conn-max-age", type=int, default=60,
                         help="CONN_MAX_AGE in DATABASE_URL (postgres); 0: one per request")
+    parser.add_argument("--prepare-threshold", default="none",
+                        help="psycopg prepare_threshold in DATABASE_URL OPTIONS (postgres), e.g. 0"
+                             " (prepare every statement); 'none': Django's default (never)")
     parser.add_argument("--servers", default=",".join(KINDS), help="comma-separated subset")
     parser.add_argument("--nice", type=int, default=0,
                         help="run servers and wrk at this nice value (e.g. -10 on a shared box)")
@@ -118,11 +127,15 @@ def main() -> None:
     results: dict[str, list[Load]] = {k: [] for k in kinds}
     with ExitStack() as stack:
         log(f"starting the fake payment provider ({args.latency_ms:g} ms latency)")
-        provider = stack.enter_context(fake_provider(args.latency_ms))
+        provider, provider_pid = stack.enter_context(fake_provider(args.latency_ms))
         log(f"provider at {provider}; database: {args.db}")
-        database_url = stack.enter_context(database(args.db))
-        if database_url and args.conn_max_age:
-            database_url += f"?CONN_MAX_AGE={args.conn_max_age}"
+        database_url, postmaster = stack.enter_context(database(args.db))
+        if database_url:
+            options = [f"CONN_MAX_AGE={args.conn_max_age}"]
+            if args.prepare_threshold != "none":
+                options.append(f"prepare_threshold={int(args.prepare_threshold)}")
+            database_url += "?" + "&".join(options)
+        helpers = [provider_pid] + ([postmaster] if postmaster else [])
         env = server_env(
             database_url,
             PYTHONPATH=os.pathsep.join([str(REPO), str(APP_DIR), str(REPO / "bench")]),
@@ -146,18 +159,27 @@ def main() -> None:
             for kind in order:
                 pgid = servers[kind].proc.pid  # the server's own process group
                 cpu = group_cpu_seconds(pgid)
+                side = [pids_cpu_seconds([pid]) for pid in helpers]
+                busy = machine_busy_seconds()
                 load = wrk(servers[kind].url("/api/orders"), connections=args.connections,
                            seconds=args.seconds, script=script)
                 cpu = group_cpu_seconds(pgid) - cpu
+                side = [pids_cpu_seconds([p]) - b for p, b in zip(helpers, side, strict=True)]
+                busy = machine_busy_seconds() - busy
                 load.cpu_ms = cpu * 1000 / load.requests if load.requests else None
                 results[kind].append(load)
                 log(f"round {rnd + 1}/{args.rounds} ({load_average()}) {kind:>7}: {load.line()}")
+                per_order = [f"{x * 1000 / max(load.requests, 1):.2f}" for x in side]
+                others = (busy - cpu - sum(side)) / args.seconds
+                log(f"        per order: provider {per_order[0]} ms"
+                    + (f", PostgreSQL {per_order[1]} ms" if len(per_order) > 1 else "")
+                    + f" CPU; rest of the machine (wrk, neighbours) {others:.2f} cores busy")
         made = provider_requests(provider) - before
 
     print()
     print(f"POST /api/orders, provider latency {args.latency_ms:g} ms, {args.connections} "
           f"connections, {args.workers} workers, {args.rounds} x {args.seconds:g} s per server, "
-          f"median of rounds, database {args.db}")
+          f"median of rounds, database {args.db} ({database_url or 'sqlite'})")
     final = {k: summary(v) for k, v in results.items()}
     completed = sum(x.requests for loads in results.values() for x in loads)
     print(f"provider saw {made} payment requests for {completed} orders answered")
