@@ -23,7 +23,7 @@ import kopf
 
 from . import GROUP, KIND, MANAGER, PLURAL, VERSION
 from .kubeapi import KubeClient
-from .livestate import compact, trimmed
+from .livestate import pack, trimmed, unpack
 from .reconcile import Reconciler
 from .storage import MemoryDiffBaseStorage
 
@@ -32,6 +32,8 @@ logger = logging.getLogger(__name__)
 MANAGED_BY = "app.kubernetes.io/managed-by"
 CHILD_LABELS = {MANAGED_BY: MANAGER}
 CHILD_SELECTOR = f"{MANAGED_BY}={MANAGER}"
+#: Objects per page of kopf's initial LIST of each watched resource.
+LIST_CHUNK_SIZE = 100
 
 
 @dataclass
@@ -58,7 +60,7 @@ def _lookup(kind: str, namespace: str, name: str) -> Mapping[str, Any] | None:
     if index is None:
         return None
     store = index.get((namespace, name))
-    return next(iter(store), None) if store else None
+    return unpack(next(iter(store), None)) if store else None
 
 
 CLIENT = KubeClient(_login)
@@ -93,6 +95,9 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     # A Role-only install cannot list namespaces/CRDs cluster-wide: declare the static mode.
     if OPTIONS.exact_namespaces:
         settings.scanning.disabled = True
+    # Initial listings in pages: a resume with 1,000 CoffeeServers would otherwise parse
+    # every Deployment (managedFields and all) at once, and the heap keeps that peak.
+    settings.watching.chunk_size = LIST_CHUNK_SIZE
     # kopf's per-object worker tasks exit after this idle time: fewer live tasks at scale.
     settings.queueing.idle_timeout = 2.0
 
@@ -129,19 +134,19 @@ async def failing(**_: Any) -> int:
 
 @kopf.index(GROUP, VERSION, PLURAL)
 async def coffee_servers(namespace: str, name: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
-    return {(namespace, name): trimmed(body)}
+    return {(namespace, name): pack(body)}
 
 
 @kopf.index("apps", "v1", "deployments", labels=CHILD_LABELS)
 async def coffee_deployments(
     namespace: str, name: str, body: kopf.Body, **_: Any
 ) -> dict[Any, Any]:
-    return {(namespace, name): compact(body)}
+    return {(namespace, name): pack(body)}
 
 
 @kopf.index("v1", "services", labels=CHILD_LABELS)
 async def coffee_services(namespace: str, name: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
-    return {(namespace, name): compact(body)}
+    return {(namespace, name): pack(body)}
 
 
 # --- reconcile triggers -----------------------------------------------------------------

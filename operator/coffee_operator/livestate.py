@@ -47,27 +47,26 @@ def trimmed(body: Mapping[str, Any]) -> dict[str, Any]:
     return obj
 
 
-def compact(body: Mapping[str, Any]) -> dict[str, Any]:
-    """A child as kept in kopf's index: the spec as compact JSON bytes (a Deployment spec
-    as Python dicts costs ~10x its JSON size) except ``replicas``; see :func:`expanded`.
+def pack(body: Mapping[str, Any]) -> bytes:
+    """A watched object as kept in kopf's index: :func:`trimmed`, as compact JSON bytes.
 
-    The spec is only needed when a child is compared with its render, which the reconciler
-    does only when the child's generation or metadata changed.
+    One ``bytes`` object per watched object instead of a tree of small dicts and strings:
+    about a fifth of the memory, and it lives outside Python's small-object arenas, where
+    long-lived index entries interleaved with each watch event's short-lived body pinned
+    mostly-empty pools (measured with 1,000 CoffeeServers: 38 MB of live objects held
+    114 MB of arenas). Reading one back (:func:`unpack`, a few tens of microseconds) happens
+    only when a reconcile runs.
     """
-    obj = trimmed(body)
-    spec = obj.get("spec") or {}
-    obj["specJSON"] = json.dumps(spec, separators=(",", ":")).encode()
-    obj["spec"] = {"replicas": spec["replicas"]} if "replicas" in spec else {}
-    return obj
+    return json.dumps(trimmed(body), separators=(",", ":")).encode()
 
 
-def expanded(obj: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    """The full object back from :func:`compact` (or unchanged if it was not compacted)."""
-    if obj is None or "specJSON" not in obj:
-        return dict(obj) if obj is not None else None
-    full = {k: v for k, v in obj.items() if k != "specJSON"}
-    full["spec"] = json.loads(obj["specJSON"])
-    return full
+def unpack(data: bytes | Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The object back from :func:`pack` (a mapping passes through as a copy)."""
+    if data is None:
+        return None
+    if isinstance(data, bytes | bytearray):
+        return json.loads(data)
+    return dict(data)
 
 
 class LiveState:

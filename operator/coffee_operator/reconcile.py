@@ -28,7 +28,7 @@ from .drift import differences
 from .errors import SpecError
 from .fingerprint import fingerprint, stamp, stamped_value
 from .kubeapi import ApiError, KubeClient
-from .livestate import LiveState, expanded
+from .livestate import LiveState
 from .manifests import render
 from .retrying import Retrier
 from .status import desired_status, status_patch
@@ -280,7 +280,6 @@ class Reconciler:
             if not objects:
                 objects = {o["kind"]: stamp(o) for o in render(cr)[1]}
             obj = objects[kind]
-            live = expanded(live)
             fields = differences(obj, live)
             if live is not None and not fields:
                 self._verified[child] = signature
