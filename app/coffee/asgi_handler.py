@@ -16,9 +16,10 @@ disconnect handling, same signals) and changes only where that sync work runs:
   on the calling thread's database connections; the event-loop thread has none (Django
   refuses sync DB access there) and an unused request thread has none either (with
   CONN_MAX_AGE=0 they are closed at the end of every request that opened one), so inline
-  they do exactly what they would do in the thread: nothing. A request that did use its
-  thread (e.g. an ORM query) gets `response.close()` in that thread, as in Django, so its
-  connections are closed.
+  they do exactly what they would do in the thread: nothing. (So `request_started` is not
+  sent at all while its only receivers are those two; any other receiver still gets it.)
+  A request that did use its thread (e.g. an ORM query) gets `response.close()` in that
+  thread, as in Django, so its connections are closed.
 * The stock security, common, CSRF and clickjacking middleware named in settings.MIDDLEWARE
   are loaded as their `coffee.middleware.Inline*` subclasses, which run the same hooks in
   the event loop instead of through one `sync_to_async` hop per hook.
@@ -36,6 +37,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import django
+import django.db
 from asgiref.sync import ThreadSensitiveContext, sync_to_async
 from django.conf import settings
 from django.core import signals
@@ -53,6 +55,20 @@ logger = logging.getLogger(__name__)
 # this must stay below the server's max_connections). A thread returned beyond it closes its
 # connections and stops (bursts above it cost a connect per request, as stock Django does).
 MAX_IDLE_THREADS = 8
+
+
+# Django's own request_started receivers: they look only at the calling thread's
+# database connections (thread-critical), and the event-loop thread never has one (Django
+# refuses sync DB access there), so for a request that ran no sync code they are no-ops.
+_DJANGO_DB_RECEIVERS = frozenset({django.db.close_old_connections, django.db.reset_queries})
+
+
+def only_djangos_db_receivers(signal: Any, sender: Any) -> bool:
+    """True when the signal's live receivers are just Django's (no-op) DB ones: sending it
+    inline would only walk the connections for nothing (py-spy: ~5% of a /health request).
+    (request_finished also has cache/urlconf receivers, so it is always sent.)"""
+    sync_receivers, async_receivers = signal._live_receivers(sender)
+    return not async_receivers and all(r in _DJANGO_DB_RECEIVERS for r in sync_receivers)
 
 
 class RequestThread(ThreadPoolExecutor):
@@ -118,7 +134,7 @@ class PooledThreadASGIHandler(ASGIHandler):
         if signals.request_started._live_receivers(self.__class__)[1]:
             # Some async receiver is connected: only asend() can run it.
             await signals.request_started.asend(sender=self.__class__, scope=scope)
-        else:
+        elif not only_djangos_db_receivers(signals.request_started, self.__class__):
             signals.request_started.send(sender=self.__class__, scope=scope)  # see module docstring
         request, error_response = self.create_request(scope, body_file)
         if request is None:
