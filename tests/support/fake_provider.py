@@ -215,7 +215,7 @@ class FakeProvider:
             self.payment_by_key[key] = payment_id
         return 200, payment
 
-    async def _api(
+    def _api(
         self, method: str, path: str, headers: dict[bytes, bytes], body: bytes
     ) -> tuple[int, Any]:
         if headers.get(b"authorization", b"").decode() != self.credentials:
@@ -249,8 +249,6 @@ class FakeProvider:
             payment = payment or {"type": "error", "code": "not_found"}
         else:
             return 404, {"type": "error", "code": "not_found"}
-        if self.mode == "slow":
-            await asyncio.sleep(self.slow_seconds)
         if self.mode == "malformed" and status == 200:
             return 200, json.dumps(payment)[: len(json.dumps(payment)) // 2]
         return status, payment
@@ -284,18 +282,22 @@ class FakeProvider:
             return 200, self.settle(parts[3], "succeeded" if parts[4] == "succeed" else "canceled")
         return 404, {"error": "no such control endpoint"}
 
-    async def handle(
+    def answer(
         self, method: str, path: str, headers: dict[bytes, bytes], body: bytes
-    ) -> tuple[int, bytes]:
-        """(status, JSON body) for one request; the API's answers are delayed by latency_ms."""
+    ) -> tuple[int, bytes, float]:
+        """(status, JSON body, seconds to hold the answer back) for one request, computed when
+        the latency has passed; "slow" holds back an answer whose payment it already made."""
         if path.startswith("/_fake/"):
             status, payload = self._control(method, path, body)
+            hold = 0.0
         else:
-            if self.latency_ms:
-                await asyncio.sleep(self.latency_ms / 1000)
-            status, payload = await self._api(method, path, headers, body)
+            status, payload = self._api(method, path, headers, body)
+            hold = self.slow_seconds if self.mode == "slow" else 0.0
         raw = payload.encode() if isinstance(payload, str) else json.dumps(payload).encode()
-        return status, raw
+        return status, raw, hold
+
+
+Request = tuple[str, str, dict[bytes, bytes], bytes]  # method, path, headers, body
 
 
 class _Connection(asyncio.Protocol):
@@ -305,7 +307,7 @@ class _Connection(asyncio.Protocol):
         self._fake = fake
         self._parser = httptools.HttpRequestParser(self)
         self._transport: asyncio.Transport | None = None
-        self._previous: asyncio.Task[None] | None = None  # answers go out in request order
+        self._pending: list[list[Any]] = []  # [answer or None, keep-alive] in request order
         self._url = b""
         self._headers: dict[bytes, bytes] = {}
         self._body: list[bytes] = []
@@ -344,20 +346,28 @@ class _Connection(asyncio.Protocol):
     def on_message_complete(self) -> None:
         method = self._parser.get_method().decode()
         path = httptools.parse_url(self._url).path.decode()
-        keep_alive = self._parser.should_keep_alive()
         request = (method, path, self._headers, b"".join(self._body))
-        self._previous = asyncio.ensure_future(self._answer(request, keep_alive, self._previous))
+        slot: list[Any] = [None, self._parser.should_keep_alive()]  # [answer, keep-alive]
+        self._pending.append(slot)
+        # Timers, not a task per request: the fake must stay cheap next to the server under test.
+        delay = 0.0 if path.startswith("/_fake/") else self._fake.latency_ms / 1000
+        if delay:
+            asyncio.get_running_loop().call_later(delay, self._compute, slot, request)
+        else:
+            self._compute(slot, request)
 
-    async def _answer(
-        self,
-        request: tuple[str, str, dict[bytes, bytes], bytes],
-        keep_alive: bool,
-        previous: asyncio.Task[None] | None,
-    ) -> None:
-        status, body = await self._fake.handle(*request)
-        if previous is not None:
-            await previous
-        self._write(status, body, keep_alive)
+    def _compute(self, slot: list[Any], request: Request) -> None:
+        status, body, hold = self._fake.answer(*request)
+        if hold:
+            asyncio.get_running_loop().call_later(hold, self._ready, slot, status, body)
+        else:
+            self._ready(slot, status, body)
+
+    def _ready(self, slot: list[Any], status: int, body: bytes) -> None:
+        slot[0] = (status, body)
+        while self._pending and self._pending[0][0] is not None:  # answers in request order
+            (status, body), keep_alive = self._pending.pop(0)
+            self._write(status, body, keep_alive)
 
     def _write(self, status: int, body: bytes, keep_alive: bool) -> None:
         if self._transport is None or self._transport.is_closing():
