@@ -139,10 +139,16 @@ async def run(kube: Kube, proc: OperatorProcess, args: argparse.Namespace,
     t_ready: float | None = None
     if which == "ours":  # the reference operator sets no conditions
         log("all reconciled; waiting until every CoffeeServer is Ready (kwok pods) and quiet")
-        while len(ready) < count and time.perf_counter() - t0 < args.timeout + 600:
+        ready_deadline = time.monotonic() + args.ready_timeout
+        while len(ready) < count and time.monotonic() < ready_deadline:
             await asyncio.sleep(2)
             log(f"Ready {len(ready)}/{count}")
         t_ready = time.perf_counter() - t0
+        if len(ready) < count:
+            # Not a target: kwok on a saturated machine can miss node heartbeats, and the
+            # node lifecycle controller then marks every pod NotReady for good.
+            log(f"only {len(ready)}/{count} Ready after {args.ready_timeout:.0f}s more; "
+                "going on (see the Deployments' Available condition and the kwok node)")
     else:
         log("all reconciled; waiting until the API server is quiet")
     await wait_quiet(kube)
@@ -167,7 +173,7 @@ async def run(kube: Kube, proc: OperatorProcess, args: argparse.Namespace,
     print(f"  all Deployments present      : {t_deployments:6.2f} s")
     print(f"  all statuses current         : {t_statuses:6.2f} s   (target <= 15 s)")
     if t_ready is not None:
-        print(f"  all Ready (pods via kwok)    : {t_ready:6.2f} s")
+        print(f"  Ready (pods via kwok)        : {len(ready)}/{count} after {t_ready:6.2f} s")
     print(f"  operator peak RSS (VmHWM)    : {peak:6.1f} MB (before the creates: "
           f"{rss_before:.1f} MB; target <= 150 MB)")
     print(f"  operator CPU until reconciled: {cpu_reconciled:6.1f} s "
@@ -200,6 +206,8 @@ def main() -> None:
     parser.add_argument("--replicas", type=int, default=None,
                         help="spec.replicas of every CR (default: the CRD default)")
     parser.add_argument("--timeout", type=float, default=300.0)
+    parser.add_argument("--ready-timeout", type=float, default=120.0,
+                        help="after all are reconciled, how long to wait for all to be Ready")
     common_arguments(parser)
     args = parser.parse_args()
     results: dict[str, dict[str, float]] = {}

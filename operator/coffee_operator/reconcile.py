@@ -17,6 +17,7 @@ the CR's and its children's event handlers concurrently.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -47,6 +48,7 @@ STATUS_MIN_INTERVAL = 1.0
 #: that it carries the Deployment's first progress (and, when the rollout is quick, Ready)
 #: in one write instead of two. Ready/Degraded turning True still goes out at once.
 FIRST_STATUS_DELAY = 1.0
+STATUS_TRIGGER = "coalesced status"
 
 CrKey = tuple[str, str]  # (namespace, name)
 #: Reads the watch-fed copy of an object: (kind, namespace, name) -> body or None.
@@ -133,7 +135,10 @@ class Reconciler:
         self, key: CrKey, hint: Mapping[str, Any] | None = None, *, trigger: str
     ) -> Outcome | None:
         lock = self._locks.setdefault(key, asyncio.Lock())
-        async with lock, self._slots:
+        # A deferred status write is one small PATCH: it does not queue behind a burst of
+        # creates for a slot, or a new CR's status would lag its Deployment by minutes.
+        slot = contextlib.nullcontext() if trigger == STATUS_TRIGGER else self._slots
+        async with lock, slot:
             self._queued.discard(key)  # events from now on need another pass
             cr = self.current("CoffeeServer", key[0], key[1], hint)
             if cr is None or (cr.get("metadata") or {}).get("deletionTimestamp"):
@@ -267,7 +272,7 @@ class Reconciler:
 
             def fire() -> None:
                 self._status_timers.pop(key, None)
-                self._spawn(key, "coalesced status")
+                self._spawn(key, STATUS_TRIGGER)
 
             self._status_timers[key] = loop.call_at(due, fire)
         return False

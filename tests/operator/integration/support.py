@@ -178,16 +178,3 @@ class OperatorProcess:
             print(f"--- operator log tail ({self.log_path}) ---\n{self.log_tail()}",
                   file=sys.stderr)
 
-
-def wait_for(predicate: Callable[[], object], timeout: float, what: str,
-             interval: float = 0.2) -> object:
-    """Poll until ``predicate()`` is truthy; fail naming ``what`` (and the last value)."""
-    deadline = time.monotonic() + timeout
-    last: object = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
-

@@ -14,8 +14,10 @@ from typing import Any
 import pytest
 from coffee_operator.conditions import REASONS
 
+from tests.support.waiting import wait_for
+
 from .conftest import WATCH_TIMEOUT
-from .support import OperatorProcess, delta, wait_for, write_counts
+from .support import OperatorProcess, delta, write_counts
 
 pytestmark = pytest.mark.cluster
 
@@ -125,8 +127,8 @@ def test_idle_operator_writes_nothing(api: Api, cluster: Any, operator: Operator
 def test_create_gives_deployment_service_and_ready(api: Api) -> None:
     api.apply(coffee_server(api.ns, resources={"limits": {"cpu": "1"}, "requests": {"cpu": "500m"}},
                             gunicorn={"timeout": 45}))
-    dep = wait_for(lambda: api.get("deployment"), 30, "the Deployment")
-    svc = wait_for(lambda: api.get("service"), 30, "the Service")
+    dep = wait_for("the Deployment", lambda: api.get("deployment"), 30)
+    svc = wait_for("the Service", lambda: api.get("service"), 30)
     cr = api.get("coffeeserver")
     assert cr is not None
 
@@ -169,7 +171,7 @@ def test_create_gives_deployment_service_and_ready(api: Api) -> None:
     assert api.condition("Degraded")["status"] == "False"
     (created,) = api.events("Created")  # one Event for both children
     assert created["message"] == "Created Deployment shop, Service shop"
-    wait_for(lambda: api.event_count("RolloutComplete") == 1, 10, "a RolloutComplete event")
+    wait_for("a RolloutComplete event", lambda: api.event_count("RolloutComplete") == 1, 10)
     printed = api.kubectl("get", "coffeeserver", "shop").stdout
     assert "3" in printed.splitlines()[1]  # printer columns show the workers
 
@@ -178,7 +180,7 @@ def test_timeout_change_rolls_out_and_is_ready_at_the_new_generation(api: Api) -
     api.create_ready()
     first_transition = api.condition("Ready")["lastTransitionTime"]
     api.patch({"spec": {"gunicorn": {"timeout": 60}}})
-    wait_for(lambda: api.env().get("GUNICORN_TIMEOUT") == "60", 30, "GUNICORN_TIMEOUT=60")
+    wait_for("GUNICORN_TIMEOUT=60", lambda: api.env().get("GUNICORN_TIMEOUT") == "60", 30)
     status = api.wait_ready(generation=2)
     assert status["timeout"] == 60 and status["gracefulTimeout"] == 60
     ready = api.condition("Ready")
@@ -218,7 +220,7 @@ def test_hand_edited_env_is_put_back_with_one_drift_event(api: Api) -> None:
     before = api.get("deployment")
     assert before is not None
     api.kubectl("set", "env", "deployment/shop", "GUNICORN_TIMEOUT=99")
-    wait_for(lambda: api.env().get("GUNICORN_TIMEOUT") == "30", 30, "GUNICORN_TIMEOUT put back")
+    wait_for("GUNICORN_TIMEOUT put back", lambda: api.env().get("GUNICORN_TIMEOUT") == "30", 30)
     api.wait_ready()
     # The controller-manager keeps updating the Deployment's status for a while, each
     # update echoing whatever template it saw: none of them may cause another correction.
@@ -235,10 +237,12 @@ def test_deleted_children_are_recreated(api: Api) -> None:
     assert dep is not None and svc is not None
     api.kubectl("delete", "deployment", "shop", "--wait=false")
     api.kubectl("delete", "service", "shop", "--wait=false")
-    wait_for(lambda: (api.get("deployment") or {}).get("metadata", {}).get("uid")
-             not in (None, dep["metadata"]["uid"]), 30, "a new Deployment")
-    wait_for(lambda: (api.get("service") or {}).get("metadata", {}).get("uid")
-             not in (None, svc["metadata"]["uid"]), 30, "a new Service")
+    def uid(kind: str) -> str | None:
+        return (api.get(kind) or {}).get("metadata", {}).get("uid")
+
+    wait_for("a new Deployment", lambda: uid("deployment") not in (None, dep["metadata"]["uid"]),
+             30)
+    wait_for("a new Service", lambda: uid("service") not in (None, svc["metadata"]["uid"]), 30)
     api.wait_ready()
 
 
@@ -276,14 +280,14 @@ def test_operator_invalid_spec_degrades_leaves_deployment_alone_and_recovers(
     before = api.get("deployment")
     assert before is not None
     api.patch({"spec": invalid})
-    wait_for(lambda: api.condition("Degraded").get("status") == "True", 30, "Degraded=True")
+    wait_for("Degraded=True", lambda: api.condition("Degraded").get("status") == "True", 30)
     degraded = api.condition("Degraded")
     assert degraded["reason"] == "InvalidSpec"
     assert field in degraded["message"]
     assert degraded["observedGeneration"] == 2
     assert api.condition("Ready")["status"] == "False"
     assert api.status()["observedGeneration"] == 2
-    wait_for(lambda: api.event_count("InvalidSpec") == 1, 10, "an InvalidSpec warning event")
+    wait_for("an InvalidSpec warning event", lambda: api.event_count("InvalidSpec") == 1, 10)
     after = api.get("deployment")
     assert after is not None
     assert after["metadata"]["generation"] == before["metadata"]["generation"]
@@ -299,7 +303,7 @@ def test_operator_invalid_spec_degrades_leaves_deployment_alone_and_recovers(
 def test_disabling_the_service_deletes_it(api: Api) -> None:
     api.create_ready()
     api.patch({"spec": {"service": {"enabled": False}}})
-    wait_for(lambda: api.get("service") is None, 30, "the Service to be deleted")
+    wait_for("the Service to be deleted", lambda: api.get("service") is None, 30)
     api.wait_ready(generation=2)
     assert api.event_count("Deleted") == 1
 
@@ -307,8 +311,8 @@ def test_disabling_the_service_deletes_it(api: Api) -> None:
 def test_deleting_the_coffee_server_garbage_collects_children(api: Api) -> None:
     api.create_ready()
     api.kubectl("delete", "coffeeserver", "shop", "--wait=true", "--timeout=60s")
-    wait_for(lambda: api.get("deployment") is None and api.get("service") is None, 60,
-             "the garbage collector to delete the Deployment and Service")
+    wait_for("the garbage collector to delete the Deployment and Service",
+             lambda: api.get("deployment") is None and api.get("service") is None, 60)
 
 
 def deny_deployments_policy(namespace: str) -> str:
@@ -352,11 +356,12 @@ def test_failing_child_writes_still_report_status_degrade_and_recover(api: Api) 
                             "spec": {"selector": {"matchLabels": {"a": "b"}}, "template": {
                                 "metadata": {"labels": {"a": "b"}},
                                 "spec": {"containers": [{"name": "c", "image": "i"}]}}}})
-        wait_for(lambda: api.kubectl("apply", "--dry-run=server", "-f", "-", input=probe,
-                                     check=False).returncode != 0, 30, "the policy to apply")
+        wait_for("the policy to apply",
+                 lambda: api.kubectl("apply", "--dry-run=server", "-f", "-", input=probe,
+                                     check=False).returncode != 0, 30)
         api.apply(coffee_server(api.ns))
-        wait_for(lambda: api.condition("Degraded").get("status") == "True", 60,
-                 "Degraded after repeated failures")
+        wait_for("Degraded after repeated failures",
+                 lambda: api.condition("Degraded").get("status") == "True", 60)
         degraded = api.condition("Degraded")
         assert degraded["reason"] == "ReconcileFailed"
         assert "frozen" in degraded["message"]
