@@ -17,6 +17,7 @@ import os
 import pwd
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -27,6 +28,23 @@ from pathlib import Path
 from tests.support.ports import free_port
 
 SUPERUSER = "postgres"
+
+#: A detached watchdog: stops the server and deletes its files if the process that
+#: started it dies without cleaning up (SIGTERM or SIGKILL to pytest skips fixture
+#: teardown, and pg_ctl's daemonized server would otherwise run on). Arguments: owner pid,
+#: root dir, then the stop command.
+_GUARD = """
+import os, shutil, subprocess, sys, time
+owner, root, stop = int(sys.argv[1]), sys.argv[2], sys.argv[3:]
+while os.path.exists(root):
+    try:
+        os.kill(owner, 0)
+    except ProcessLookupError:
+        subprocess.run(stop, capture_output=True, check=False)
+        shutil.rmtree(root, ignore_errors=True)
+        break
+    time.sleep(1)
+"""
 
 
 class PostgresUnavailable(RuntimeError):
@@ -117,6 +135,7 @@ def postgres_server(max_connections: int = 300) -> Iterator[PostgresServer]:
         ]
     )
     started = False
+    guard: subprocess.Popen[bytes] | None = None
     try:
         _run(
             [str(bin_dir / "initdb"), "-D", str(data_dir), "-U", SUPERUSER, "-A", "trust",
@@ -129,6 +148,14 @@ def postgres_server(max_connections: int = 300) -> Iterator[PostgresServer]:
             "pg_ctl start",
         )
         started = True
+        stop = _as_db_user([str(bin_dir / "pg_ctl"), "-D", str(data_dir), "-m", "immediate",
+                            "stop"])
+        guard = subprocess.Popen(
+            [sys.executable, "-c", _GUARD, str(os.getpid()), str(root), *stop],
+            start_new_session=True,  # not in pytest's process group: survives its signals
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         server = PostgresServer("127.0.0.1", port, data_dir, bin_dir, options)
         _wait_accepting(server)
         yield server
@@ -140,6 +167,9 @@ def postgres_server(max_connections: int = 300) -> Iterator[PostgresServer]:
                 capture_output=True, check=False,
             )
         shutil.rmtree(root, ignore_errors=True)
+        if guard is not None:
+            guard.terminate()
+            guard.wait()
 
 
 def _wait_accepting(server: PostgresServer, timeout: float = 30.0) -> None:
