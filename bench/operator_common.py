@@ -47,8 +47,11 @@ def common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--operator", choices=OPERATORS, action="append",
                         help="which operator to measure, repeatable: 'ours' (coffee-operator) "
                         "and/or 'reference' (bench/reference_operator.py, the minimal kopf "
-                        "operator SPEC 7 compares against); default: both, same control plane, "
-                        "one after the other")
+                        "operator SPEC 7 compares against); default: both, one after the "
+                        "other, each on a fresh local control plane")
+    parser.add_argument("--apiserver-only", action="store_true",
+                        help="start only etcd + kube-apiserver (no controller-manager, "
+                        "scheduler or kwok): the operator alone writes, nothing else does")
 
 
 @contextlib.contextmanager
@@ -60,9 +63,11 @@ def control_plane(args: argparse.Namespace) -> Iterator[dict[str, str]]:
         return
     from tests.cluster.localcluster import LocalCluster
 
-    log("starting a local control plane (etcd, kube-apiserver, controller-manager, "
-        "scheduler, kwok); the first run builds it from source and takes minutes")
-    with LocalCluster(progress=lambda m: log(m)) as cluster:
+    parts = ("etcd, kube-apiserver" if args.apiserver_only
+             else "etcd, kube-apiserver, controller-manager, scheduler, kwok")
+    log(f"starting a local control plane ({parts}); the first run builds it from source "
+        "and takes minutes")
+    with LocalCluster(controllers=not args.apiserver_only, progress=lambda m: log(m)) as cluster:
         log(f"control plane ready at {cluster.server}")
         yield cluster.env
 

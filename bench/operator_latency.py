@@ -35,7 +35,7 @@ from operator_common import (
 
 
 async def measure(
-    kube: Kube, count: int, warmup: int, gap: float, spec: dict
+    kube: Kube, count: int, warmup: int, gap: float, spec: dict, cleanup: bool
 ) -> tuple[list[float], list[float], dict]:
     namespace = f"bench-latency-{uuid.uuid4().hex[:6]}"
     await kube.create_namespace(namespace)
@@ -79,7 +79,8 @@ async def measure(
     await asyncio.sleep(2)  # let the status writes of the last CRs land
     writes = delta(await kube.write_counts(), before)
     watcher.cancel()
-    await kube.delete_namespace(namespace)
+    if cleanup:  # an external cluster; a local one is thrown away whole
+        await kube.delete_namespace(namespace)
     return from_sent, from_created, dict(writes)
 
 
@@ -87,7 +88,8 @@ async def main_async(args: argparse.Namespace, env: dict[str, str], which: str) 
     kube = Kube(env)
     try:
         spec = {} if args.replicas is None else {"replicas": args.replicas}
-        sent, created, writes = await measure(kube, args.count, args.warmup, args.gap, spec)
+        sent, created, writes = await measure(kube, args.count, args.warmup, args.gap, spec,
+                                              cleanup=bool(args.kubeconfig))
     finally:
         await kube.close()
     return {"operator": which, "sent": sent, "created": created, "writes": writes}
@@ -121,12 +123,11 @@ def main() -> None:
     common_arguments(parser)
     args = parser.parse_args()
     results = []
-    with control_plane(args) as env:
-        for which in operators(args):
-            with operator_process(env, which) as proc:
-                result = asyncio.run(main_async(args, env, which))
-                result["rss"] = proc.peak_rss_mb()
-            results.append(result)
+    for which in operators(args):
+        with control_plane(args) as env, operator_process(env, which) as proc:
+            result = asyncio.run(main_async(args, env, which))
+            result["rss"] = proc.peak_rss_mb()
+        results.append(result)
     for result in results:
         report(args, result)
     if len(results) > 1:

@@ -137,7 +137,7 @@ async def run(kube: Kube, proc: OperatorProcess, args: argparse.Namespace,
     cpu_reconciled = proc.cpu_seconds() - cpu_before
     cpu_text = format_cpu(plane_before, component_cpu(kube.env), cpu_reconciled)
     t_ready: float | None = None
-    if which == "ours":  # the reference operator sets no conditions
+    if which == "ours" and not args.apiserver_only:  # reference: no conditions; no pods
         log("all reconciled; waiting until every CoffeeServer is Ready (kwok pods) and quiet")
         ready_deadline = time.monotonic() + args.ready_timeout
         while len(ready) < count and time.monotonic() < ready_deadline:
@@ -184,8 +184,9 @@ async def run(kube: Kube, proc: OperatorProcess, args: argparse.Namespace,
           f"Services {svc_writes / count:.2f} (target <= 1 per reconcile)")
     idle_text = format_writes(idle_writes)
     print(f"  writes while idle {args.idle:.0f}s       : {idle_text} (target: none)")
-    log(f"deleting namespace {namespace}")
-    await kube.delete_namespace(namespace)
+    if args.kubeconfig:  # an external cluster; a local one is thrown away whole
+        log(f"deleting namespace {namespace}")
+        await kube.delete_namespace(namespace)
     return {"deployments": t_deployments, "statuses": t_statuses, "rss": peak,
             "cpu": cpu_reconciled}
 
@@ -211,12 +212,11 @@ def main() -> None:
     common_arguments(parser)
     args = parser.parse_args()
     results: dict[str, dict[str, float]] = {}
-    with control_plane(args) as env:
-        for which in operators(args):
-            with operator_process(env, which) as proc:
-                results[which] = asyncio.run(main_async(args, env, proc, which))
+    for which in operators(args):
+        with control_plane(args) as env, operator_process(env, which) as proc:
+            results[which] = asyncio.run(main_async(args, env, proc, which))
     if len(results) > 1:
-        print("\nsame control plane, same run (ours vs reference):")
+        print("\nsame run, same kind of fresh control plane (ours vs reference):")
         for key, label, unit in (("deployments", "all Deployments present", "s"),
                                  ("statuses", "all statuses current", "s"),
                                  ("rss", "peak RSS", "MB"), ("cpu", "operator CPU", "s")):

@@ -88,6 +88,11 @@ class LocalCluster:
     """
 
     crds_dir: Path | None = CRDS_DIR
+    #: False: etcd + kube-apiserver only (no controller-manager, scheduler, kwok or node):
+    #: for measuring a client of the API alone, with no controllers writing meanwhile.
+    #: Without the controller-manager nothing is garbage-collected and namespaces never
+    #: finish deleting.
+    controllers: bool = True
     progress: Progress = field(default=lambda msg: print(msg, file=sys.stderr, flush=True))
     keep_run_dir: bool = field(default_factory=lambda: bool(os.environ.get("COFFEE_K8S_KEEP")))
 
@@ -376,6 +381,14 @@ class LocalCluster:
             KUBECONFIG=str(self.kubeconfig),
             PATH=f"{self.bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
         )
+
+        if not self.controllers:
+            if self.crds_dir is not None and any(self.crds_dir.glob("*.y*ml")):
+                self.install_crds(self.crds_dir)
+                self._mark("crds")
+            self._check_alive("after start-up")
+            self._mark("total")
+            return
 
         kcm_config = self._write_kubeconfig(d / "kube-controller-manager.kubeconfig", ca.files, kcm)
         self._spawn(
