@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -112,7 +113,17 @@ class Reconciler:
         """Run a reconcile in the background, keeping a reference until it ends."""
         task = asyncio.ensure_future(self.reconcile(key, trigger=trigger))
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(functools.partial(self._finished, key))
+
+    def _finished(self, key: CrKey, task: asyncio.Future[Any]) -> None:
+        """A background reconcile ended; one that crashed is retried with back-off."""
+        self._tasks.discard(task)
+        if task.cancelled() or task.exception() is None:
+            return
+        logger.error(
+            "%s/%s: reconcile crashed; retrying", key[0], key[1], exc_info=task.exception()
+        )
+        self.retrier.schedule(key, lambda: self._spawn(key, "retry"))
 
     def forget(self, key: CrKey) -> None:
         """The CoffeeServer is gone: drop its lock, retries and remembered writes."""
