@@ -42,13 +42,8 @@ logger = logging.getLogger(__name__)
 MAX_CONCURRENT_RECONCILES = 48
 #: Status writes that only report rollout progress (replica counts, messages) are sent at
 #: most this often per CoffeeServer; intermediate states are coalesced. A new
-#: observedGeneration, Ready or Degraded turning True or changing, or a child update or
-#: drift correction is reported at once.
+#: observedGeneration, a changed Ready/Degraded status or a child write is reported at once.
 STATUS_MIN_INTERVAL = 1.0
-#: A new CoffeeServer's first status waits up to this long after its first reconcile, so
-#: that it carries the Deployment's first progress (and, when the rollout is quick, Ready)
-#: in one write instead of two. Ready/Degraded turning True still goes out at once.
-FIRST_STATUS_DELAY = 1.0
 STATUS_TRIGGER = "coalesced status"
 
 CrKey = tuple[str, str]  # (namespace, name)
@@ -78,7 +73,6 @@ class Reconciler:
         default_factory=lambda: asyncio.Semaphore(MAX_CONCURRENT_RECONCILES)
     )
     _status_written_at: dict[CrKey, float] = field(default_factory=dict)
-    _first_reconciled_at: dict[CrKey, float] = field(default_factory=dict)
     _status_timers: dict[CrKey, asyncio.TimerHandle] = field(default_factory=dict)
     _tasks: set[asyncio.Future[Any]] = field(default_factory=set)
     _queued: set[CrKey] = field(default_factory=set)
@@ -132,7 +126,6 @@ class Reconciler:
         self.failures.pop(key, None)
         self._locks.pop(key, None)
         self._status_written_at.pop(key, None)
-        self._first_reconciled_at.pop(key, None)
         timer = self._status_timers.pop(key, None)
         if timer is not None:
             timer.cancel()
@@ -206,13 +199,12 @@ class Reconciler:
             conditions=new_conditions,
         )
         patch = status_patch(old_status, wanted)
-        changed_children = any(action != events.CREATED for action, _, _ in outcome.writes)
         if (
             patch is not None
-            and not changed_children
+            and not outcome.writes
             and not self._status_due(key, patch, old_status)
         ):
-            patch = None  # progress only, reported less than a second ago (or new): coalesce
+            patch = None  # progress only, and reported less than a second ago: coalesce
         if patch is not None:
             try:
                 self.live.wrote(await self.client.patch_status(namespace, name, patch))
@@ -264,19 +256,18 @@ class Reconciler:
         self, key: CrKey, patch: Mapping[str, Any], old_status: Mapping[str, Any]
     ) -> bool:
         """Write now, or (progress-only change, written recently) schedule a later write?"""
-        loop = asyncio.get_running_loop()
-        first = "observedGeneration" not in old_status  # nothing reported yet: a new CR
-        if "observedGeneration" in patch and not first:
+        if "observedGeneration" in patch:
             return True
         before = {c.get("type"): c.get("status") for c in old_status.get("conditions") or []}
         after = {c.get("type"): c.get("status") for c in patch.get("conditions") or []}
-        for kind in (conditions.READY, conditions.DEGRADED):
-            if kind in after and after[kind] != before.get(kind, "False"):
-                return True
-        if first:
-            due = self._first_reconciled_at.setdefault(key, loop.time()) + FIRST_STATUS_DELAY
-        else:
-            due = self._status_written_at.get(key, 0.0) + STATUS_MIN_INTERVAL
+        if any(
+            before.get(t) != after.get(t)
+            for t in (conditions.READY, conditions.DEGRADED)
+            if t in after
+        ):
+            return True
+        loop = asyncio.get_running_loop()
+        due = self._status_written_at.get(key, 0.0) + STATUS_MIN_INTERVAL
         if loop.time() >= due:
             return True
         if key not in self._status_timers:
