@@ -33,6 +33,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -59,6 +60,7 @@ KINDS = ["uvicorn", "sync", "asgi"]
 # A round counts as quiet when everything but the server, the provider and PostgreSQL (wrk
 # and the machine's other tenants) kept less than this many cores busy.
 QUIET_CORES = 0.3
+DRAIN_SECONDS = 2.0
 ORDER_SCRIPT = """
 wrk.method = "POST"
 wrk.body = '{"drink": "latte", "quantity": 2}'
@@ -165,6 +167,10 @@ def main() -> None:
         for rnd in range(args.rounds):
             order = kinds[rnd % len(kinds):] + kinds[: rnd % len(kinds)]
             for kind in order:
+                # Let the previous round's queued requests drain first: a sync worker still
+                # serves requests from connections wrk already closed (each with its provider
+                # call), which would eat the first seconds of a back-to-back round.
+                time.sleep(DRAIN_SECONDS)
                 pgid = servers[kind].proc.pid  # the server's own process group
                 cpu = group_cpu_seconds(pgid)
                 side = [pids_cpu_seconds([pid]) for pid in helpers]
