@@ -28,7 +28,7 @@ from . import conditions, events
 from .config import status_fields
 from .drift import differences
 from .errors import SpecError
-from .fingerprint import fingerprint, stamp, stamped_value
+from .fingerprint import stamp, stamped_value
 from .kubeapi import ApiError, KubeClient
 from .livestate import LiveState
 from .manifests import render
@@ -167,10 +167,10 @@ class Reconciler:
         generation = int(meta.get("generation") or 0)
         outcome = Outcome()
 
-        effective, children, outcome.spec_error = self._render(key, cr)
+        effective, children, outcome.spec_error, rendered = self._render(key, cr)
 
         if outcome.spec_error is None:
-            await self._converge_children(cr, children, outcome)
+            await self._converge_children(cr, children, outcome, rendered)
 
         failures = self.failures.get(key, 0) + 1 if outcome.apply_error else 0
         if failures:
@@ -228,29 +228,38 @@ class Reconciler:
 
     def _render(
         self, key: CrKey, cr: Mapping[str, Any]
-    ) -> tuple[dict[str, Any] | None, list[tuple[str, str]], SpecError | None]:
-        """(effective status fields, [(child kind, fingerprint)], spec error).
+    ) -> tuple[
+        dict[str, Any] | None,
+        list[tuple[str, str]],
+        SpecError | None,
+        dict[str, dict[str, Any]] | None,
+    ]:
+        """(effective status fields, [(child kind, fingerprint)], spec error, objects).
 
         Cached per (uid, generation): the spec cannot change without a new generation, and
         child events re-reconcile far more often. Only the fingerprints are kept; the
-        objects themselves are rendered again on the rare occasions they are compared.
+        stamped objects are returned only by the render that made them (a new generation,
+        which is when they are written), and rendered again on the rare later occasions
+        they are compared.
         """
         meta = cr.get("metadata") or {}
         version = (meta.get("uid"), meta.get("generation"))
         cached = self._renders.get(key)
         if cached is not None and cached[0] == version:
-            return cached[1]
+            return (*cached[1], None)
+        objects: dict[str, dict[str, Any]] | None = None
         try:
-            cfg, objects = render(cr)
+            cfg, rendered = render(cr)
+            objects = {o["kind"]: stamp(o) for o in rendered}
             result: tuple[Any, Any, Any] = (
                 status_fields(cfg),
-                [(o["kind"], fingerprint(o)) for o in objects],
+                [(kind, str(stamped_value(o))) for kind, o in objects.items()],
                 None,
             )
         except SpecError as exc:
             result = (None, [], exc)
         self._renders[key] = (version, result)
-        return result
+        return (*result, objects)
 
     def _status_due(
         self, key: CrKey, patch: Mapping[str, Any], old_status: Mapping[str, Any]
@@ -280,13 +289,17 @@ class Reconciler:
         return False
 
     async def _converge_children(
-        self, cr: Mapping[str, Any], children: list[tuple[str, str]], outcome: Outcome
+        self,
+        cr: Mapping[str, Any],
+        children: list[tuple[str, str]],
+        outcome: Outcome,
+        rendered: dict[str, dict[str, Any]] | None = None,
     ) -> None:
         """Write each child that differs from its render (concurrently, one write each)."""
         meta = cr["metadata"]
         namespace, name = meta.get("namespace", ""), meta["name"]
         plans: list[tuple[str, dict[str, Any], list[str]]] = []  # (action, object, fields)
-        objects: dict[str, dict[str, Any]] = {}
+        objects: dict[str, dict[str, Any]] = rendered or {}
         for kind, stamp_value in children:
             child = (kind, namespace, name)
             live = self.current(*child)

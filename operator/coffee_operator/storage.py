@@ -33,7 +33,13 @@ class MemoryDiffBaseStorage(kopf.DiffBaseStorage):
         """
         if body.get("kind") not in (None, KIND):
             return kopf.BodyEssence()
-        return super().build(body=body, extra_fields=extra_fields)
+        # kopf deep-copies the whole body and then drops status and all metadata but
+        # labels/annotations; hand it only what it keeps (same essence, a fraction of the
+        # copying: status and managedFields are most of a CoffeeServer's body).
+        meta = body.get("metadata") or {}
+        light = {k: v for k, v in body.items() if k not in ("status", "metadata")}
+        light["metadata"] = {k: meta[k] for k in ("labels", "annotations") if k in meta}
+        return super().build(body=light, extra_fields=extra_fields)  # type: ignore[arg-type]
 
     def fetch(self, *, body: kopf.Body) -> kopf.BodyEssence | None:
         return self._essences.get(body.metadata.uid or "")
