@@ -34,7 +34,9 @@ cluster: $(STAMP)
 
 # Benchmarks (SPEC section 7): each script prints its progress and figures.
 bench-operator: system-deps $(STAMP)
+	$(VENV)/bin/python bench/operator_latency.py --apiserver-only
 	$(VENV)/bin/python bench/operator_latency.py
+	$(VENV)/bin/python bench/operator_scale.py --apiserver-only
 	$(VENV)/bin/python bench/operator_scale.py
 
 bench-app: system-deps $(STAMP)
