@@ -152,7 +152,9 @@ class ProviderClient:
             "User-Agent": "coffee-payments-server",
             "Accept": "application/json",
         }
-        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        # No aiohttp timers: `_call` bounds each whole call (retry included) with one
+        # asyncio.timeout(PAYMENT_PROVIDER_TIMEOUT); `timeout` is kept for callers.
+        self.timeout = timeout
         self._session: aiohttp.ClientSession | None = None
         self.is_closed = False
 
@@ -164,7 +166,7 @@ class ProviderClient:
                     keepalive_timeout=KEEPALIVE_SECONDS,
                     ssl=_tls_context(),
                 ),
-                timeout=self._timeout,
+                timeout=aiohttp.ClientTimeout(),
                 cookie_jar=aiohttp.DummyCookieJar(),
                 skip_auto_headers=("Accept-Encoding",),
                 auto_decompress=False,
@@ -179,7 +181,8 @@ class ProviderClient:
         json_body: object = None,
         headers: dict[str, str] | None = None,
     ) -> tuple[int, bytes]:
-        """(status, body) of one call; raises aiohttp.ClientError or TimeoutError."""
+        """(status, body) of one call; raises aiohttp.ClientError. Unbounded in time by
+        itself: callers wrap it in asyncio.timeout (see `_call`)."""
         session = self._open()
         all_headers = self._headers | (headers or {})
         content = None
@@ -224,20 +227,25 @@ def _new_client() -> ProviderClient:
     )
 
 
+def shared_client() -> ProviderClient:
+    """The running event loop's client (a long-lived ASGI loop: its pool outlives requests)."""
+    loop = asyncio.get_running_loop()
+    client = _clients.get(loop)
+    if client is None or client.is_closed:
+        client = _clients[loop] = _new_client()
+    return client
+
+
 @asynccontextmanager
 async def provider_client(shared: bool) -> AsyncIterator[ProviderClient]:
     """The worker's shared client when `shared` (long-lived ASGI event loop), else a client closed
     after use: under WSGI Django runs each async view on a fresh, short-lived event loop, and a
     pooled connection must not outlive its loop."""
-    if not shared:
-        async with _new_client() as client:
-            yield client
+    if shared:
+        yield shared_client()
         return
-    loop = asyncio.get_running_loop()
-    client = _clients.get(loop)
-    if client is None or client.is_closed:
-        client = _clients[loop] = _new_client()
-    yield client
+    async with _new_client() as client:
+        yield client
 
 
 async def _call(client: ProviderClient, method: str, path: str, **kwargs: Any) -> Payment:

@@ -298,6 +298,7 @@ class FakeProvider:
 
 
 Request = tuple[str, str, dict[bytes, bytes], bytes]  # method, path, headers, body
+_PHRASES = {s.value: s.phrase for s in HTTPStatus}
 
 
 class _Connection(asyncio.Protocol):
@@ -345,7 +346,7 @@ class _Connection(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         method = self._parser.get_method().decode()
-        path = httptools.parse_url(self._url).path.decode()
+        path = self._url.partition(b"?")[0].decode()
         request = (method, path, self._headers, b"".join(self._body))
         slot: list[Any] = [None, self._parser.should_keep_alive()]  # [answer, keep-alive]
         self._pending.append(slot)
@@ -373,7 +374,7 @@ class _Connection(asyncio.Protocol):
         if self._transport is None or self._transport.is_closing():
             return
         head = (
-            f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\n"
+            f"HTTP/1.1 {status} {_PHRASES[status]}\r\n"
             f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
             + ("" if keep_alive else "Connection: close\r\n")
             + "\r\n"
