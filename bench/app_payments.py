@@ -18,11 +18,11 @@ CPU, but a sync worker is bounded by one request at a time per process in any ca
 
 Database: a throwaway PostgreSQL (tests/support/postgres.py, the production database) unless
 --db sqlite; DATABASE_URL gets CONN_MAX_AGE=60 and prepare_threshold=0 (deployment settings,
-the same for every server). Load: wrk with --connections (default 50, the same for every
+the same for every server). Load: wrk with --connections (default 60, the same for every
 server; p99 is measured at that load). Rounds alternate the servers; the figure per server is
 the median over rounds. The provider's request count is printed next to the orders answered.
 
-    .venv/bin/python bench/app_payments.py [--rounds 3] [--seconds 8] [--connections 50]
+    .venv/bin/python bench/app_payments.py [--rounds 3] [--seconds 8] [--connections 60]
 """
 
 from __future__ import annotations
@@ -111,7 +111,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=8.0)
-    parser.add_argument("--connections", type=int, default=50,
+    parser.add_argument("--connections", type=int, default=60,
                         help="wrk connections, the same for every server (p99 at this load)")
     parser.add_argument("--workers", type=int, default=5)
     parser.add_argument("--latency-ms", type=float, default=100.0)

@@ -125,12 +125,23 @@ class LoopConnection:
         old, self._conn = self._conn, None
         self._cursors = []
         if old is not None and not old.closed:
-            await old.close()
+            # Expired, not broken: statements other requests already queued on it must still
+            # run, so it is closed only once they are done (they hold or wait for its lock).
+            closing = asyncio.ensure_future(_close_when_idle(old))
+            _closing.add(closing)
+            closing.add_done_callback(_closing.discard)
         conn = await psycopg.AsyncConnection.connect(**connection_kwargs())
         await _configure(conn)
         self._conn, self._born = conn, time.monotonic()
         return conn
 
+
+async def _close_when_idle(conn: Any) -> None:
+    async with conn.lock:  # after every statement queued before this (asyncio.Lock is FIFO)
+        await conn.close()
+
+
+_closing: set[asyncio.Future[None]] = set()  # keeps those closing tasks alive until done
 
 _connections: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LoopConnection] = (
     weakref.WeakKeyDictionary()

@@ -10,6 +10,7 @@ PostgreSQL restart costs no failed order.
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import Iterator
 from decimal import Decimal
@@ -126,6 +127,33 @@ def test_unknown_or_unavailable_drink_is_404_on_the_loop_path(client: httpx.Clie
     response = order(client, "tea")
     assert response.status_code == 404
     assert response.json() == {"error": "no drink 'tea' on the menu", "field": "drink"}
+
+
+def test_connection_expiry_under_load_fails_no_order(
+    pg: PostgresServer, fake: FakeProvider
+) -> None:
+    """CONN_MAX_AGE=1: each worker replaces its loop connection every second while orders are
+    in flight; statements already queued on the old one must still run (no 500, no lost order)."""
+    fake.set_mode("ok")
+    url = pg.create_database("coffee_expiry") + "?CONN_MAX_AGE=1"
+    with coffee_api(fake, url) as server:
+
+        async def load() -> list[int]:
+            async with httpx.AsyncClient(base_url=server.base_url, timeout=30) as http:
+
+                async def client() -> list[int]:
+                    statuses = []
+                    deadline = time.monotonic() + 3.5
+                    while time.monotonic() < deadline:
+                        body = {"drink": "latte", "quantity": 1}
+                        statuses.append((await http.post("/api/orders", json=body)).status_code)
+                    return statuses
+
+                return [s for c in await asyncio.gather(*(client() for _ in range(24))) for s in c]
+
+        statuses = asyncio.run(load())
+    assert len(statuses) > 100
+    assert set(statuses) == {201}, {s: statuses.count(s) for s in set(statuses)}
 
 
 def test_postgresql_restart_costs_no_failed_order(
