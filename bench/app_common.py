@@ -19,7 +19,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,6 +67,29 @@ def set_priority(nice: int, pgid: int | None = None) -> None:
             os.setpriority(os.PRIO_PGRP, pgid, nice)
 
 
+def _process_stats() -> Iterator[tuple[int, list[str]]]:
+    """(pid, /proc/PID/stat fields after "(comm)") of every live process."""
+    import os
+
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                yield int(pid), f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+
+
+def _cpu_seconds(matches: Callable[[int, list[str]], bool]) -> float:
+    """user + system CPU seconds of the live processes ``matches(pid, fields)`` selects."""
+    import os
+
+    # fields after "(comm)": state ppid pgrp ... utime (11) stime (12)
+    ticks = sum(int(f[11]) + int(f[12]) for pid, f in _process_stats() if matches(pid, f))
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def group_cpu_seconds(pgid: int) -> float:
     """CPU time (user + system, all threads) of the live processes in a process group.
 
@@ -74,41 +97,13 @@ def group_cpu_seconds(pgid: int) -> float:
     neighbours' load, the CPU an answer costs much less. (Exited processes are not counted:
     read it around a run without worker recycling.)
     """
-    import os
-
-    tick = os.sysconf("SC_CLK_TCK")
-    total = 0
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid:  # fields after "(comm)": state ppid pgrp ... utime stime
-            total += int(fields[11]) + int(fields[12])
-    return total / tick
+    return _cpu_seconds(lambda pid, fields: int(fields[2]) == pgid)
 
 
 def pids_cpu_seconds(pids: list[int]) -> float:
     """CPU time (user + system) of these processes and their live children (one level)."""
-    import os
-
-    tick = os.sysconf("SC_CLK_TCK")
     wanted = set(pids)
-    total = 0
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(pid) in wanted or int(fields[1]) in wanted:  # itself, or its parent is
-            total += int(fields[11]) + int(fields[12])
-    return total / tick
+    return _cpu_seconds(lambda pid, fields: pid in wanted or int(fields[1]) in wanted)
 
 
 def machine_busy_seconds() -> float:
