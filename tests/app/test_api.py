@@ -5,7 +5,6 @@ One server and one fake provider for the whole module; each test leaves the prov
 
 from __future__ import annotations
 
-import asyncio
 import re
 import subprocess
 import time
@@ -16,7 +15,7 @@ from decimal import Decimal
 import httpx
 import pytest
 
-from tests.support.coffee_api import coffee_api, order, set_sqlite_price
+from tests.support.coffee_api import coffee_api, order, order_burst, set_sqlite_price
 from tests.support.fake_provider import FakeProvider
 from tests.support.servers import APP_DIR, VENV_BIN, RunningServer
 
@@ -222,12 +221,6 @@ def test_admin_login_and_menu_page_work(server: RunningServer) -> None:
 def test_concurrent_orders_all_succeed(server: RunningServer) -> None:
     """A burst of orders across the workers: SQLite writes must not fail under concurrency."""
 
-    async def burst() -> list[httpx.Response]:
-        async with httpx.AsyncClient(base_url=server.base_url, timeout=30) as http:
-            return await asyncio.gather(
-                *(http.post("/api/orders", json={"drink": "latte"}) for _ in range(100))
-            )
-
-    responses = asyncio.run(burst())
+    responses = order_burst(server.base_url, [{"drink": "latte"}] * 100)
     assert [r.status_code for r in responses] == [201] * 100, {r.text for r in responses}
     assert len({r.json()["id"] for r in responses}) == 100

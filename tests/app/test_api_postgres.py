@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.support.coffee_api import coffee_api, notification, order, payment_id_of
+from tests.support.coffee_api import coffee_api, notification, order, order_burst, payment_id_of
 from tests.support.fake_provider import FakeProvider
 from tests.support.servers import RunningServer
 
@@ -58,16 +58,9 @@ def test_order_lifecycle_on_postgres(client: httpx.Client, fake: FakeProvider) -
 
 def test_concurrent_orders_on_postgres(client: httpx.Client, server: RunningServer) -> None:
     """Many orders at once across both workers: every one created, paid for, and readable."""
-    import asyncio
-
-    async def burst() -> list[httpx.Response]:
-        async with httpx.AsyncClient(base_url=server.base_url, timeout=30) as http:
-            return await asyncio.gather(
-                *(http.post("/api/orders", json={"drink": "espresso", "quantity": 1 + i % 3})
-                  for i in range(60))
-            )
-
-    responses = asyncio.run(burst())
+    responses = order_burst(
+        server.base_url, [{"drink": "espresso", "quantity": 1 + i % 3} for i in range(60)]
+    )
     assert [r.status_code for r in responses] == [201] * 60
     ids = {r.json()["id"] for r in responses}
     assert len(ids) == 60

@@ -19,7 +19,7 @@ import httpx
 import psycopg
 import pytest
 
-from tests.support.coffee_api import coffee_api, order, payment_id_of
+from tests.support.coffee_api import coffee_api, order, order_burst, payment_id_of
 from tests.support.fake_provider import FakeProvider
 from tests.support.postgres import PostgresServer, postgres_server
 from tests.support.servers import RunningServer
@@ -80,14 +80,9 @@ def loop_connections(database_url: str) -> int:
 def test_orders_are_stored_over_the_loop_connection_as_the_orm_reads_them(
     client: httpx.Client, server: RunningServer, database_url: str
 ) -> None:
-    async def burst() -> list[httpx.Response]:
-        async with httpx.AsyncClient(base_url=server.base_url, timeout=30) as http:
-            return await asyncio.gather(
-                *(http.post("/api/orders", json={"drink": "cappuccino", "quantity": 1 + i % 3})
-                  for i in range(40))
-            )
-
-    responses = asyncio.run(burst())
+    responses = order_burst(
+        server.base_url, [{"drink": "cappuccino", "quantity": 1 + i % 3} for i in range(40)]
+    )
     assert [r.status_code for r in responses] == [201] * 40
     workers = len(server.worker_pids())
     assert 1 <= loop_connections(database_url) <= workers  # one per worker at most, kept

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import subprocess
 import sys
@@ -61,6 +62,16 @@ def coffee_api(
 
 def order(client: httpx.Client, drink: str = "latte", quantity: int = 1) -> httpx.Response:
     return client.post("/api/orders", json={"drink": drink, "quantity": quantity})
+
+
+def order_burst(base_url: str, bodies: list[dict[str, Any]]) -> list[httpx.Response]:
+    """POST every body to /api/orders at once (one async client), in order of the bodies."""
+
+    async def burst() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=base_url, timeout=30) as http:
+            return await asyncio.gather(*(http.post("/api/orders", json=b) for b in bodies))
+
+    return asyncio.run(burst())
 
 
 def notification(event: str, payment: dict[str, Any]) -> dict[str, Any]:
