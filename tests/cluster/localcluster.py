@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import ssl
 import subprocess
 import sys
@@ -457,6 +458,9 @@ class LocalCluster:
 
 # --------------------------------------------------------------------- command line
 def _cmd_up(args: argparse.Namespace) -> int:
+    # Ctrl-C stops the cluster even when started from something that ignores SIGINT for
+    # its children (a non-interactive shell's `&` jobs, nohup): Python would inherit that.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     crds = None if args.no_crds else Path(args.crds)
     with LocalCluster(crds_dir=crds, keep_run_dir=args.keep) as cluster:
         print(
