@@ -26,12 +26,6 @@ MENU = {
 
 
 @pytest.fixture(scope="module")
-def fake() -> Iterator[FakeProvider]:
-    with FakeProvider() as provider:
-        yield provider
-
-
-@pytest.fixture(scope="module")
 def server(fake: FakeProvider) -> Iterator[RunningServer]:
     # These tests are about the API, not provider time-outs (tests/app/test_payments.py):
     # a generous bound keeps a 100-order burst on a busy 2-core machine from turning into 504s.
@@ -39,12 +33,6 @@ def server(fake: FakeProvider) -> Iterator[RunningServer]:
         fake, static=True, MENU_CACHE_SECONDS="0.5", PAYMENT_PROVIDER_TIMEOUT="15"
     ) as running:
         yield running
-
-
-@pytest.fixture
-def client(server: RunningServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.base_url, timeout=10) as http:
-        yield http
 
 
 def test_menu_lists_the_migrated_drinks_with_prices(client: httpx.Client) -> None:

@@ -15,22 +15,9 @@ pytestmark = pytest.mark.postgres
 
 
 @pytest.fixture(scope="module")
-def fake() -> Iterator[FakeProvider]:
-    with FakeProvider() as provider:
-        yield provider
-
-
-@pytest.fixture(scope="module")
 def server(fake: FakeProvider, postgres_url: str) -> Iterator[RunningServer]:
     with coffee_api(fake, postgres_url) as running:
         yield running
-
-
-@pytest.fixture
-def client(server: RunningServer, fake: FakeProvider) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.base_url, timeout=15) as http:
-        yield http
-    fake.set_mode("ok")
 
 
 def test_menu_comes_from_the_postgres_migration(client: httpx.Client) -> None:

@@ -17,12 +17,6 @@ from tests.support.servers import RunningServer, gunicorn_server, migrate
 
 
 @pytest.fixture(scope="module")
-def fake() -> Iterator[FakeProvider]:
-    with FakeProvider() as provider:
-        yield provider
-
-
-@pytest.fixture(scope="module")
 def server(fake: FakeProvider) -> Iterator[RunningServer]:
     env = api_env(fake)
     migrate(env)

@@ -53,13 +53,6 @@ def server(fake: FakeProvider, database_url: str) -> Iterator[RunningServer]:
         yield running
 
 
-@pytest.fixture
-def client(server: RunningServer, fake: FakeProvider) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.base_url, timeout=15) as http:
-        yield http
-    fake.set_mode("ok")
-
-
 def row(database_url: str, order_id: str) -> dict[str, object]:
     with psycopg.connect(database_url) as conn:
         cursor = conn.execute("SELECT * FROM coffee_order WHERE id = %s", [uuid.UUID(order_id)])

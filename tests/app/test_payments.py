@@ -32,13 +32,6 @@ def server(fake: FakeProvider) -> Iterator[RunningServer]:
         yield running
 
 
-@pytest.fixture
-def client(server: RunningServer, fake: FakeProvider) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.base_url, timeout=15) as http:
-        yield http
-    fake.set_mode("ok")
-
-
 def stored(client: httpx.Client, order_id: str) -> dict[str, Any]:
     response = client.get(f"/api/orders/{order_id}")
     assert response.status_code == 200
