@@ -67,7 +67,7 @@ def set_priority(nice: int, pgid: int | None = None) -> None:
             os.setpriority(os.PRIO_PGRP, pgid, nice)
 
 
-def _process_stats() -> Iterator[tuple[int, list[str]]]:
+def process_stats() -> Iterator[tuple[int, list[str]]]:
     """(pid, /proc/PID/stat fields after "(comm)") of every live process."""
     import os
 
@@ -86,7 +86,7 @@ def _cpu_seconds(matches: Callable[[int, list[str]], bool]) -> float:
     import os
 
     # fields after "(comm)": state ppid pgrp ... utime (11) stime (12)
-    ticks = sum(int(f[11]) + int(f[12]) for pid, f in _process_stats() if matches(pid, f))
+    ticks = sum(int(f[11]) + int(f[12]) for pid, f in process_stats() if matches(pid, f))
     return ticks / os.sysconf("SC_CLK_TCK")
 
 

@@ -24,6 +24,8 @@ import aiohttp
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
+from app_common import process_stats  # noqa: E402
+
 from tests.operator.integration.support import (  # noqa: E402
     OperatorProcess,
     WriteKey,
@@ -118,18 +120,17 @@ def component_cpu(env: dict[str, str]) -> dict[str, float]:
     (the folder of its kubeconfig), so another cluster on the machine is not counted.
     An external cluster (``--kubeconfig``) usually has no local processes: empty result.
     """
-    run_dir = str(Path(env["KUBECONFIG"]).parent)
+    run_dir = str(Path(env["KUBECONFIG"]).parent).encode()
     ticks = os.sysconf("SC_CLK_TCK")
     found: dict[str, float] = {}
-    for pid in filter(str.isdigit, os.listdir("/proc")):
+    for pid, fields in process_stats():
         try:
             argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-            stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
         name = Path(argv[0].decode(errors="replace")).name
-        if name in COMPONENTS and run_dir.encode() in b" ".join(argv):
-            found[name] = found.get(name, 0.0) + (int(stat[11]) + int(stat[12])) / ticks
+        if name in COMPONENTS and run_dir in b" ".join(argv):
+            found[name] = found.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / ticks
     return found
 
 

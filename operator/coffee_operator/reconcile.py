@@ -83,11 +83,9 @@ class Reconciler:
     #: Deployment status update does not change it, so no deep compare is needed then.
     _verified: dict[tuple[str, str, str], tuple[Any, ...]] = field(default_factory=dict)
 
-    def current(
-        self, kind: str, namespace: str, name: str, hint: Mapping[str, Any] | None = None
-    ) -> dict[str, Any] | None:
-        """Freshest copy of an object: the event body ``hint``, kopf's index, our last write."""
-        return self.live.freshest((kind, namespace, name), hint, self.lookup(kind, namespace, name))
+    def current(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        """Freshest copy of an object: kopf's index or our last write, whichever is newer."""
+        return self.live.freshest((kind, namespace, name), self.lookup(kind, namespace, name))
 
     def request(self, key: CrKey, trigger: str) -> None:
         """Reconcile ``key`` soon, in the background; coalesced with any already queued.
@@ -135,16 +133,14 @@ class Reconciler:
         for kind in ("CoffeeServer", "Deployment", "Service"):
             self.live.forget((kind, *key))
 
-    async def reconcile(
-        self, key: CrKey, hint: Mapping[str, Any] | None = None, *, trigger: str
-    ) -> Outcome | None:
+    async def reconcile(self, key: CrKey, *, trigger: str) -> Outcome | None:
         lock = self._locks.setdefault(key, asyncio.Lock())
         # A deferred status write is one small PATCH: it does not queue behind a burst of
         # creates for a slot, or a new CR's status would lag its Deployment by minutes.
         slot = contextlib.nullcontext() if trigger == STATUS_TRIGGER else self._slots
         async with lock, slot:
             self._queued.discard(key)  # events from now on need another pass
-            cr = self.current("CoffeeServer", key[0], key[1], hint)
+            cr = self.current("CoffeeServer", key[0], key[1])
             if cr is None or (cr.get("metadata") or {}).get("deletionTimestamp"):
                 return None  # deleted: the garbage collector removes the children
             outcome = await self._reconcile(key, cr, trigger)
