@@ -18,11 +18,18 @@ CPU, but a sync worker is bounded by one request at a time per process in any ca
 
 Database: a throwaway PostgreSQL (tests/support/postgres.py, the production database) unless
 --db sqlite; DATABASE_URL gets CONN_MAX_AGE=60 and prepare_threshold=0 (deployment settings,
-the same for every server). Load: wrk with --connections (default 60, the same for every
-server; p99 is measured at that load). Rounds alternate the servers; the figure per server is
-the median over rounds. The provider's request count is printed next to the orders answered.
+the same for every server). Load: wrk with --connections (default 12 per worker, 60 at 5
+workers; the same for every server; p99 is measured at that load). Rounds alternate the servers;
+the figure per server is the median over rounds. The provider's request count is printed next
+to the orders answered.
 
-    .venv/bin/python bench/app_payments.py [--rounds 3] [--seconds 8] [--connections 60]
+--workers takes a list (e.g. 3,4,5): one comparison per worker count, on the same provider and
+database. Each prints a CPU budget line: the server's, the provider's and PostgreSQL's CPU per
+order add up to what one order costs this machine, which caps the orders per second all its
+cores can serve; on a small machine that cap, not the concurrency model, is what the ratio
+meets first as workers (and the sync worker's ceiling with them) grow.
+
+    .venv/bin/python bench/app_payments.py [--rounds 3] [--seconds 8] [--workers 5]
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -37,6 +45,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from app_common import (
@@ -60,6 +69,9 @@ KINDS = ["uvicorn", "sync", "asgi"]
 # A round counts as quiet when everything but the server, the provider and PostgreSQL (wrk
 # and the machine's other tenants) kept less than this many cores busy.
 QUIET_CORES = 0.3
+# wrk connections per worker unless --connections: 12 keeps 10x the sync worker's ceiling
+# (workers / ~0.11 s) in flight at a 100 ms provider, 60 at the computed 5 workers.
+CONNECTIONS_PER_WORKER = 12
 DRAIN_SECONDS = 2.0
 ORDER_SCRIPT = """
 wrk.method = "POST"
@@ -107,13 +119,16 @@ def database(kind: str) -> Iterator[tuple[str | None, int | None]]:
         sys.exit(f"--db postgres: {exc} (or use --db sqlite)")
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=8.0)
-    parser.add_argument("--connections", type=int, default=60,
-                        help="wrk connections, the same for every server (p99 at this load)")
-    parser.add_argument("--workers", type=int, default=5)
+    parser.add_argument("--workers", default="5",
+                        help="worker count, the same for every server; a comma-separated list "
+                             "(e.g. 3,4,5) runs the comparison once per count")
+    parser.add_argument("--connections", type=int, default=None,
+                        help="wrk connections, the same for every server (p99 at this load); "
+                             f"default {CONNECTIONS_PER_WORKER} per worker (60 at 5 workers)")
     parser.add_argument("--latency-ms", type=float, default=100.0)
     parser.add_argument("--timeout", type=float, default=5.0, help="PAYMENT_PROVIDER_TIMEOUT")
     parser.add_argument("--db", choices=["postgres", "sqlite"], default="postgres")
@@ -126,15 +141,116 @@ def main() -> None:
     parser.add_argument("--nice", type=int, default=0,
                         help="run servers and wrk at this nice value (e.g. -10 on a shared box)")
     args = parser.parse_args()
-    set_priority(args.nice)  # inherited by every server, wrk, the provider, PostgreSQL
-    kinds = [k for k in args.servers.split(",") if k]
-    if set(kinds) - set(KINDS):
+    args.kinds = [k for k in args.servers.split(",") if k]
+    if set(args.kinds) - set(KINDS):
         parser.error(f"--servers: choose from {KINDS}")
+    try:
+        args.worker_counts = [int(w) for w in args.workers.split(",") if w]
+    except ValueError:
+        parser.error(f"--workers: comma-separated integers, not {args.workers!r}")
+    if not args.worker_counts or min(args.worker_counts) < 1:
+        parser.error("--workers: at least one count, each >= 1")
+    return args
 
+
+@dataclass
+class Comparison:
+    """One worker count's rounds: per server kind, every round and the quiet ones."""
+
+    workers: int
+    connections: int
+    results: dict[str, list[Load]]
+    quiet: dict[str, list[Load]]
+    helpers_ms: list[float] = field(default_factory=list)  # provider + PostgreSQL CPU per order
+
+
+def compare(args: argparse.Namespace, env: dict[str, str], workers: int, provider: str,
+            helpers: list[int], script: Path) -> Comparison:
+    """Start every server kind with `workers` workers and alternate wrk rounds between them."""
+    connections = args.connections or CONNECTIONS_PER_WORKER * workers
+    run = Comparison(workers, connections, {k: [] for k in args.kinds},
+                     {k: [] for k in args.kinds})
+    with ExitStack() as stack:
+        servers = {}
+        for kind in args.kinds:
+            log(f"starting {kind} ({workers} workers)")
+            servers[kind] = stack.enter_context(app_server(kind, env, workers, args.nice))
+        log(f"warming up each server for 2 s ({connections} connections)")
+        for server in servers.values():
+            wrk(server.url("/api/orders"), connections=connections, seconds=2, script=script)
+        for rnd in range(args.rounds):
+            order = args.kinds[rnd % len(args.kinds):] + args.kinds[: rnd % len(args.kinds)]
+            for kind in order:
+                # Let the previous round's queued requests drain first: a sync worker still
+                # serves requests from connections wrk already closed (each with its provider
+                # call), which would eat the first seconds of a back-to-back round.
+                time.sleep(DRAIN_SECONDS)
+                pgid = servers[kind].proc.pid  # the server's own process group
+                cpu = group_cpu_seconds(pgid)
+                side = [pids_cpu_seconds([pid]) for pid in helpers]
+                busy = machine_busy_seconds()
+                load = wrk(servers[kind].url("/api/orders"), connections=connections,
+                           seconds=args.seconds, script=script)
+                cpu = group_cpu_seconds(pgid) - cpu
+                side = [pids_cpu_seconds([p]) - b for p, b in zip(helpers, side, strict=True)]
+                busy = machine_busy_seconds() - busy
+                load.cpu_ms = cpu * 1000 / load.requests if load.requests else None
+                run.results[kind].append(load)
+                log(f"round {rnd + 1}/{args.rounds} ({load_average()}) {kind:>7}: {load.line()}")
+                per_order = [x * 1000 / max(load.requests, 1) for x in side]
+                if kind == "uvicorn":
+                    run.helpers_ms.append(sum(per_order))
+                others = (busy - cpu - sum(side)) / args.seconds
+                if others < QUIET_CORES:
+                    run.quiet[kind].append(load)
+                log(f"        per order: provider {per_order[0]:.2f} ms"
+                    + (f", PostgreSQL {per_order[1]:.2f} ms" if len(per_order) > 1 else "")
+                    + f" CPU; rest of the machine (wrk, neighbours) {others:.2f} cores busy")
+    return run
+
+
+def report(args: argparse.Namespace, run: Comparison) -> None:
+    print(f"\n{run.workers} workers, {run.connections} connections, {args.rounds} x "
+          f"{args.seconds:g} s per server, median of rounds:")
+    final = {k: summary(v) for k, v in run.results.items()}
+    base = final.get("sync")
+    for kind, load in final.items():
+        ratio = f"  {load.rps / base.rps:6.2f}x sync" if base else ""
+        print(f"  {kind:>7}: {load.line()}{ratio}")
+    if base and "uvicorn" in final:
+        ours = final["uvicorn"]
+        ratio = ours.rps / base.rps
+        bound = 2 * args.latency_ms
+        print(f"target throughput >= 10x sync: {ratio:.1f}x  {'PASS' if ratio >= 10 else 'FAIL'}")
+        print(f"target p99 <= {bound:g} ms at that load: {ours.p99_ms:.1f} ms  "
+              f"{'PASS' if ours.p99_ms <= bound else 'FAIL'}")
+        errors = sum(x.errors for x in run.results["uvicorn"])
+        print(f"failed requests (uvicorn): {errors}")
+        if ours.cpu_ms and run.helpers_ms:
+            # Why the ratio stops growing with workers on a small machine: every order costs
+            # CPU in the server, the provider and PostgreSQL, which all share these cores.
+            cores = len(os.sched_getaffinity(0))
+            machine_ms = ours.cpu_ms + statistics.median(run.helpers_ms)
+            ceiling = cores * 1000 / machine_ms
+            print(f"CPU budget: {machine_ms:.2f} ms per order on this machine (server "
+                  f"{ours.cpu_ms:.2f} + provider and PostgreSQL "
+                  f"{statistics.median(run.helpers_ms):.2f}): {cores} cores allow at most "
+                  f"{ceiling:.0f} orders/s; 10x sync needs {10 * base.rps:.0f} "
+                  f"({10 * base.rps / ceiling:.0%} of all {cores} cores)")
+    if all(run.quiet.get(k) for k in ("uvicorn", "sync")):
+        ours, base = summary(run.quiet["uvicorn"]), summary(run.quiet["sync"])
+        print(f"quiet rounds only (rest of the machine < {QUIET_CORES} cores busy; "
+              f"{len(run.quiet['uvicorn'])} uvicorn, {len(run.quiet['sync'])} sync), median:")
+        print(f"  uvicorn: {ours.line()}\n     sync: {base.line()}\n"
+              f"  ratio {ours.rps / base.rps:.1f}x, p99 {ours.p99_ms:.1f} ms")
+
+
+def main() -> None:
+    args = parse_args()
+    set_priority(args.nice)  # inherited by every server, wrk, the provider, PostgreSQL
     script = Path(tempfile.mkdtemp(prefix="coffee-bench-")) / "order.lua"
     script.write_text(ORDER_SCRIPT)
-    results: dict[str, list[Load]] = {k: [] for k in kinds}
-    quiet: dict[str, list[Load]] = {k: [] for k in kinds}  # rounds the neighbours left alone
+    runs: list[Comparison] = []
     with ExitStack() as stack:
         log(f"starting the fake payment provider ({args.latency_ms:g} ms latency)")
         provider, provider_pid = stack.enter_context(fake_provider(args.latency_ms))
@@ -156,68 +272,18 @@ def main() -> None:
         )
         log(f"migrating {env['DATABASE_URL']}")
         migrate(env)
-        servers = {}
-        for kind in kinds:
-            log(f"starting {kind} ({args.workers} workers)")
-            servers[kind] = stack.enter_context(app_server(kind, env, args.workers, args.nice))
-        log("warming up each server for 2 s")
-        for server in servers.values():
-            wrk(server.url("/api/orders"), connections=args.connections, seconds=2, script=script)
         before = provider_requests(provider)
-        for rnd in range(args.rounds):
-            order = kinds[rnd % len(kinds):] + kinds[: rnd % len(kinds)]
-            for kind in order:
-                # Let the previous round's queued requests drain first: a sync worker still
-                # serves requests from connections wrk already closed (each with its provider
-                # call), which would eat the first seconds of a back-to-back round.
-                time.sleep(DRAIN_SECONDS)
-                pgid = servers[kind].proc.pid  # the server's own process group
-                cpu = group_cpu_seconds(pgid)
-                side = [pids_cpu_seconds([pid]) for pid in helpers]
-                busy = machine_busy_seconds()
-                load = wrk(servers[kind].url("/api/orders"), connections=args.connections,
-                           seconds=args.seconds, script=script)
-                cpu = group_cpu_seconds(pgid) - cpu
-                side = [pids_cpu_seconds([p]) - b for p, b in zip(helpers, side, strict=True)]
-                busy = machine_busy_seconds() - busy
-                load.cpu_ms = cpu * 1000 / load.requests if load.requests else None
-                results[kind].append(load)
-                log(f"round {rnd + 1}/{args.rounds} ({load_average()}) {kind:>7}: {load.line()}")
-                per_order = [f"{x * 1000 / max(load.requests, 1):.2f}" for x in side]
-                others = (busy - cpu - sum(side)) / args.seconds
-                if others < QUIET_CORES:
-                    quiet[kind].append(load)
-                log(f"        per order: provider {per_order[0]} ms"
-                    + (f", PostgreSQL {per_order[1]} ms" if len(per_order) > 1 else "")
-                    + f" CPU; rest of the machine (wrk, neighbours) {others:.2f} cores busy")
+        for i, workers in enumerate(args.worker_counts, 1):
+            log(f"comparison {i}/{len(args.worker_counts)}: {workers} workers per server")
+            runs.append(compare(args, env, workers, provider, helpers, script))
         made = provider_requests(provider) - before
 
-    print()
-    print(f"POST /api/orders, provider latency {args.latency_ms:g} ms, {args.connections} "
-          f"connections, {args.workers} workers, {args.rounds} x {args.seconds:g} s per server, "
-          f"median of rounds, database {args.db} ({database_url or 'sqlite'})")
-    final = {k: summary(v) for k, v in results.items()}
-    completed = sum(x.requests for loads in results.values() for x in loads)
+    print(f"\nPOST /api/orders, provider latency {args.latency_ms:g} ms, database {args.db} "
+          f"({database_url or 'sqlite'})")
+    completed = sum(x.requests for run in runs for loads in run.results.values() for x in loads)
     print(f"provider saw {made} payment requests for {completed} orders answered")
-    base = final.get("sync")
-    for kind, load in final.items():
-        ratio = f"  {load.rps / base.rps:6.2f}x sync" if base else ""
-        print(f"  {kind:>7}: {load.line()}{ratio}")
-    if base and "uvicorn" in final:
-        ours = final["uvicorn"]
-        ratio = ours.rps / base.rps
-        bound = 2 * args.latency_ms
-        print(f"target throughput >= 10x sync: {ratio:.1f}x  {'PASS' if ratio >= 10 else 'FAIL'}")
-        print(f"target p99 <= {bound:g} ms at that load: {ours.p99_ms:.1f} ms  "
-              f"{'PASS' if ours.p99_ms <= bound else 'FAIL'}")
-        errors = sum(x.errors for x in results["uvicorn"])
-        print(f"failed requests (uvicorn): {errors}")
-    if all(quiet.get(k) for k in ("uvicorn", "sync")):
-        ours, base = summary(quiet["uvicorn"]), summary(quiet["sync"])
-        print(f"quiet rounds only (rest of the machine < {QUIET_CORES} cores busy; "
-              f"{len(quiet['uvicorn'])} uvicorn, {len(quiet['sync'])} sync), median:")
-        print(f"  uvicorn: {ours.line()}\n     sync: {base.line()}\n"
-              f"  ratio {ours.rps / base.rps:.1f}x, p99 {ours.p99_ms:.1f} ms")
+    for run in runs:
+        report(args, run)
 
 
 if __name__ == "__main__":

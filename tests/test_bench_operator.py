@@ -6,23 +6,9 @@ this only keeps the scripts, and the reference operator they compare with, worki
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-PYTHON = REPO / ".venv" / "bin" / "python"
-
-
-def run_bench(script: str, *args: str) -> str:
-    proc = subprocess.run(
-        [str(PYTHON if PYTHON.exists() else sys.executable), f"bench/{script}", *args],
-        cwd=REPO, capture_output=True, text=True, timeout=300, check=False,
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return proc.stdout
+from tests.support.benches import run_bench
 
 
 @pytest.mark.cluster
