@@ -1,17 +1,26 @@
-"""The order path's hot statements on PostgreSQL, on the event loop (psycopg's async driver).
+"""The order path's hot statements on PostgreSQL, on the event loop (asyncpg).
 
 Why: with the ORM every statement of a request is a hop to a database thread and back, and the
-thread and the event loop then contend for the GIL while psycopg sends and waits; profiling
+thread and the event loop then contend for the GIL while the driver sends and waits; profiling
 POST /api/orders showed that as the largest part of an order's CPU (bench/README.md). Here a
 statement runs in the worker's event loop on one connection kept per event loop
 (`LoopConnection`), with no thread at all. The SQL comes from the models (coffee.statements);
-everything else (migrations, admin, the other endpoints) stays on the ORM.
+everything else (migrations, admin, the other endpoints) stays on the ORM and its psycopg.
 
-Connections are configured as Django configures its own: the same connection parameters
-(`DatabaseWrapper.get_connection_params()`: NAME, USER, HOST, OPTIONS, the adapters, the
-prepare threshold), autocommit (each statement commits, as Django's default), the time zone and
-`assume_role`. Lifetime follows CONN_MAX_AGE; CONN_MAX_AGE=0 (no persistent connections) turns
-this path off, as does any database other than PostgreSQL on psycopg 3 (SQLite in tests/dev).
+Why asyncpg and not psycopg's async driver for these two statements: asyncpg is an asyncio
+protocol (no add_reader/remove_reader and future per wait) with binary codecs in C; measured on
+the same code path it cut the order's server CPU by ~9% (bench/README.md).
+
+Connections are configured from Django's own settings for the database: the same libpq
+connection parameters (`DatabaseWrapper.get_connection_params()`: NAME, USER, PASSWORD, HOST,
+PORT and OPTIONS such as sslmode/sslrootcert, application_name, options), autocommit (each
+statement commits, as Django's default), the time zone, `isolation_level` and `assume_role`.
+Prepared statements follow Django's `prepare_threshold` option: unset (Django's default, safe
+behind PgBouncer in transaction mode) means unnamed statements only; set means asyncpg's
+statement cache. Lifetime follows CONN_MAX_AGE. The path is off, and the ORM does the work,
+for CONN_MAX_AGE=0 (no persistent connections), for any database other than PostgreSQL
+(SQLite in tests and development) and for a connection option this module cannot pass on
+exactly (logged once, naming it).
 
 Only for a long-lived event loop (Uvicorn's): the caller says so (`shared`), as for the
 payment client; under WSGI each request runs on a fresh loop and uses the ORM instead.
@@ -20,11 +29,16 @@ payment client; under WSGI each request runs on a fresh loop and uses the ORM in
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
+import logging
 import time
+import urllib.parse
 import weakref
+from collections.abc import Iterator
 from typing import Any, TypeVar
 
+from django import db as django_db
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import Model
 from django.db.models.signals import post_save, pre_save
@@ -32,10 +46,21 @@ from django.db.models.signals import post_save, pre_save
 from coffee import statements
 
 M = TypeVar("M", bound=Model)
+logger = logging.getLogger(__name__)
 
-# Connections per worker process. A statement holds one for well under a millisecond, so a
-# few serve hundreds of orders per second; workers x this stays far below max_connections.
+# Tells this path's connections apart in pg_stat_activity (unless OPTIONS names one).
 APPLICATION_NAME = "coffee-orders"
+# libpq parameters asyncpg reads from a connection URI itself.
+DSN_PARAMETERS = frozenset({
+    "dbname", "host", "port", "user", "password", "passfile", "service", "sslmode", "sslcert",
+    "sslkey", "sslrootcert", "sslcrl", "sslpassword", "sslnegotiation",
+    "ssl_min_protocol_version", "ssl_max_protocol_version", "target_session_attrs",
+    "krbsrvname", "gsslib",
+})
+# Sent in the startup packet as libpq sends them.
+STARTUP_PARAMETERS = frozenset({"application_name", "options"})
+# psycopg objects Django adds for its own connections (adapters, cursor class): not needed.
+PSYCOPG_ONLY = frozenset({"context", "cursor_factory"})
 
 
 @functools.cache
@@ -44,71 +69,113 @@ def _django() -> Any:
     return connections.create_connection(DEFAULT_DB_ALIAS)
 
 
+class Unsupported(ValueError):
+    """A connection setting this path cannot reproduce exactly: the ORM is used instead."""
+
+
+def connect_arguments(wrapper: Any = None) -> dict[str, Any]:
+    """asyncpg.connect() keyword arguments equivalent to Django's own connection (`wrapper`,
+    default: the default database's); Unsupported names a setting that has no equivalent."""
+    wrapper = wrapper or _django()
+    params = dict(wrapper.get_connection_params())
+    options = wrapper.settings_dict["OPTIONS"]
+    for name in PSYCOPG_ONLY:
+        params.pop(name, None)
+    params.pop("client_encoding", None)  # Django always sets UTF8, asyncpg's only encoding
+    prepare_threshold = params.pop("prepare_threshold", None)
+    timeout = params.pop("connect_timeout", None)
+    server_settings = {name: str(params.pop(name)) for name in STARTUP_PARAMETERS & params.keys()}
+    server_settings.setdefault("application_name", APPLICATION_NAME)
+    if unknown := sorted(params.keys() - DSN_PARAMETERS):
+        raise Unsupported(f"OPTIONS {unknown}")
+    if wrapper.timezone_name:
+        server_settings["TimeZone"] = wrapper.timezone_name
+    if (level := options.get("isolation_level")) is not None:
+        from django.db.backends.postgresql.psycopg_any import IsolationLevel
+
+        name = IsolationLevel(level).name.lower().replace("_", " ")
+        server_settings["default_transaction_isolation"] = name
+    query = urllib.parse.urlencode({k: str(v) for k, v in params.items() if v is not None})
+    kwargs: dict[str, Any] = {
+        "dsn": f"postgresql://?{query}",
+        "server_settings": server_settings,
+        # Django's default (no prepare_threshold) never prepares named statements, which
+        # keeps PgBouncer in transaction mode working: asyncpg then uses unnamed ones only.
+        "statement_cache_size": 0 if prepare_threshold is None else 100,
+    }
+    if timeout is not None:
+        kwargs["timeout"] = float(timeout)
+    return kwargs
+
+
 @functools.cache
 def enabled() -> bool:
-    """PostgreSQL on psycopg 3, with persistent connections (CONN_MAX_AGE != 0)."""
+    """PostgreSQL with persistent connections (CONN_MAX_AGE != 0), and settings this path can
+    reproduce exactly; else the ORM serves the order path too."""
     wrapper = _django()
     if wrapper.vendor != "postgresql" or wrapper.settings_dict["CONN_MAX_AGE"] == 0:
         return False
-    from django.db.backends.postgresql.psycopg_any import is_psycopg3
-
-    return bool(is_psycopg3)
-
-
-def connection_kwargs() -> dict[str, Any]:
-    """Django's own psycopg connect() arguments, for an async autocommit connection."""
-    params = dict(_django().get_connection_params())
-    params.pop("cursor_factory", None)  # Django's sync cursor class; async connections use theirs
-    params["autocommit"] = True
-    # Tells this path's connections apart in pg_stat_activity (unless OPTIONS names one).
-    params.setdefault("application_name", APPLICATION_NAME)
-    return params
+    try:
+        connect_arguments()
+    except Unsupported as exc:
+        logger.warning("order statements use the ORM: %s not supported on the event loop", exc)
+        return False
+    return True
 
 
-async def _configure(conn: Any) -> None:
-    """What Django does for a new connection: its time zone, then the role to assume."""
-    wrapper = _django()
-    name = wrapper.timezone_name
-    if name and conn.info.parameter_status("TimeZone") != name:
-        await conn.execute(wrapper.ops.set_time_zone_sql(), [name])
-    if role := wrapper.settings_dict["OPTIONS"].get("assume_role"):
-        from psycopg import sql
+async def _connect() -> Any:
+    import asyncpg
 
-        await conn.execute(sql.SQL("SET ROLE {}").format(sql.Literal(role)))
+    conn = await asyncpg.connect(**connect_arguments())
+    if role := _django().settings_dict["OPTIONS"].get("assume_role"):
+        await conn.execute("SELECT set_config('role', $1, false)", role)  # = SET ROLE
+    return conn
+
+
+@contextlib.contextmanager
+def database_errors() -> Iterator[None]:
+    """asyncpg's errors as django.db's (what the ORM raises), by SQLSTATE class."""
+    import asyncpg
+
+    try:
+        yield
+    except asyncpg.PostgresError as exc:
+        state = exc.sqlstate or ""
+        kind = {
+            "23": django_db.IntegrityError,
+            "22": django_db.DataError,
+            "42": django_db.ProgrammingError,
+            "08": django_db.OperationalError,
+            "57": django_db.OperationalError,
+            "53": django_db.OperationalError,
+        }.get(state[:2], django_db.DatabaseError)
+        raise kind(str(exc)) from exc
+    except (asyncpg.InterfaceError, OSError) as exc:
+        raise django_db.OperationalError(str(exc) or type(exc).__name__) from exc
 
 
 class LoopConnection:
-    """One autocommit AsyncConnection per event loop, shared by the loop's requests.
+    """One autocommit asyncpg connection per event loop, shared by the loop's requests.
 
-    psycopg serializes statements on a connection with its own lock, so concurrent requests
-    queue for it; a statement holds it for well under a millisecond (one round trip, no
-    transaction), far less than an order waits for the payment provider. Why not
-    psycopg_pool: its getconn/putconn bookkeeping cost ~30% of a statement's CPU here, and a
-    single connection per worker is also what Django keeps per thread. A connection that broke
+    A connection runs one statement at a time, so statements queue on a FIFO lock; a statement
+    holds it for one round trip (no transaction), far less than an order waits for the payment
+    provider. Why not a pool: a single connection per worker is also what Django keeps per
+    thread, and pool bookkeeping would cost more than the statement. A connection that broke
     or outlived CONN_MAX_AGE is replaced on the next use.
     """
 
     def __init__(self) -> None:
-        self._conn: Any = None
+        self.conn: Any = None
+        self.lock = asyncio.Lock()
         self._born = 0.0
         self._connecting: asyncio.Future[Any] | None = None
-        # Idle cursors of the current connection: a new cursor per statement (what
-        # conn.execute() does) copies the adapters map each time, ~25% of a statement's CPU.
-        self._cursors: list[Any] = []
 
-    def take_cursor(self, conn: Any) -> Any:
-        return self._cursors.pop() if self._cursors else conn.cursor()
-
-    def give_back(self, cursor: Any) -> None:
-        if cursor.connection is self._conn and not cursor.closed:
-            self._cursors.append(cursor)
-
-    async def get(self) -> Any:
-        conn = self._conn
-        if conn is not None and not conn.closed and not self._expired():
-            return conn
+    async def get(self) -> tuple[Any, asyncio.Lock]:
+        conn = self.conn
+        if conn is not None and not conn.is_closed() and not self._expired():
+            return conn, self.lock
         if self._connecting is None:
-            self._connecting = asyncio.ensure_future(self._connect())
+            self._connecting = asyncio.ensure_future(self._replace())
         try:
             return await asyncio.shield(self._connecting)
         finally:
@@ -119,25 +186,22 @@ class LoopConnection:
         max_age = _django().settings_dict["CONN_MAX_AGE"]
         return max_age is not None and time.monotonic() - self._born > max_age
 
-    async def _connect(self) -> Any:
-        import psycopg
-
-        old, self._conn = self._conn, None
-        self._cursors = []
-        if old is not None and not old.closed:
+    async def _replace(self) -> tuple[Any, asyncio.Lock]:
+        old, old_lock = self.conn, self.lock
+        self.conn = None
+        if old is not None and not old.is_closed():
             # Expired, not broken: statements other requests already queued on it must still
             # run, so it is closed only once they are done (they hold or wait for its lock).
-            closing = asyncio.ensure_future(_close_when_idle(old))
+            closing = asyncio.ensure_future(_close_when_idle(old, old_lock))
             _closing.add(closing)
             closing.add_done_callback(_closing.discard)
-        conn = await psycopg.AsyncConnection.connect(**connection_kwargs())
-        await _configure(conn)
-        self._conn, self._born = conn, time.monotonic()
-        return conn
+        conn = await _connect()
+        self.conn, self.lock, self._born = conn, asyncio.Lock(), time.monotonic()
+        return conn, self.lock
 
 
-async def _close_when_idle(conn: Any) -> None:
-    async with conn.lock:  # after every statement queued before this (asyncio.Lock is FIFO)
+async def _close_when_idle(conn: Any, lock: asyncio.Lock) -> None:
+    async with lock:  # after every statement queued before this (asyncio.Lock is FIFO)
         await conn.close()
 
 
@@ -166,13 +230,6 @@ def _insert(model: type[Model]) -> statements.Insert | None:
     return statements.insert(model, _django())
 
 
-@functools.cache
-def _operational_error() -> type[Exception]:
-    import psycopg
-
-    return psycopg.OperationalError
-
-
 def insert_supported(model: type[Model]) -> bool:
     """False where the ORM must save: database-computed values, or save signal receivers."""
     if pre_save.has_listeners(model) or post_save.has_listeners(model):
@@ -186,26 +243,26 @@ async def get(model: type[M], **where: Any) -> M | None:
     A read is retried once on a new connection when the kept one turns out broken (e.g. the
     server restarted while it sat idle), so that costs no failed request.
     """
+    import asyncpg
+
     stmt = _select(model, tuple(where))
     wrapper = _django()
     params = stmt.params(list(where.values()), wrapper)
-    with wrapper.wrap_database_errors:  # psycopg errors raised as django.db's, as the ORM does
-        holder = _holder()
+    holder = _holder()
+    with database_errors():
         for attempt in (1, 2):
-            conn = await holder.get()
-            cursor = holder.take_cursor(conn)
+            conn, lock = await holder.get()
             try:
-                await cursor.execute(stmt.sql, params)
-            except _operational_error():
-                if attempt == 2 or not conn.closed:
+                async with lock:
+                    row = await conn.fetchrow(stmt.sql, *params)
+            except (asyncpg.ConnectionDoesNotExistError, asyncpg.InterfaceError, OSError):
+                if attempt == 2 or not conn.is_closed():
                     raise
                 continue
-            row = await cursor.fetchone()
-            holder.give_back(cursor)
             break
     if row is None:
         return None
-    return stmt.instance(row, wrapper, DEFAULT_DB_ALIAS)  # type: ignore[return-value]
+    return stmt.instance(tuple(row), wrapper, DEFAULT_DB_ALIAS)  # type: ignore[return-value]
 
 
 async def insert(obj: Model) -> None:
@@ -217,12 +274,10 @@ async def insert(obj: Model) -> None:
     if stmt is None or obj.pk is None:
         raise ValueError(f"{type(obj).__name__}: not insertable on the async path")
     obj._prepare_related_fields_for_save(operation_name="save")
-    wrapper = _django()
-    params = stmt.params(obj, wrapper)
-    with wrapper.wrap_database_errors:
-        holder = _holder()
-        cursor = holder.take_cursor(await holder.get())
-        await cursor.execute(stmt.sql, params)
-        holder.give_back(cursor)
+    params = stmt.params(obj, _django())
+    with database_errors():
+        conn, lock = await _holder().get()
+        async with lock:
+            await conn.execute(stmt.sql, *params)
     obj._state.adding = False
     obj._state.db = DEFAULT_DB_ALIAS

@@ -1,6 +1,7 @@
 """SQL for the order path's hot statements, built from the Django models (the source of truth).
 
-coffee.pg runs these on psycopg's async driver without the ORM's per-call query building. They
+coffee.pg runs these on asyncpg without the ORM's per-call query building (hence PostgreSQL's own
+`$1, $2, ...` placeholders, not the DB-API `%s` the ORM's psycopg takes). They
 are built once per process from `Model._meta` (table, columns, quoting) and the connection's
 `ops`, and every value passes through the same field methods the ORM uses: `pre_save` and
 `get_db_prep_save` for an INSERT (auto_now(_add) timestamps, UUIDs, decimals), the backend's and
@@ -24,7 +25,7 @@ Converter = Callable[[Any, Any, Any], Any]
 
 @dataclass(frozen=True)
 class Select:
-    """`SELECT <every concrete column> FROM <table> WHERE <field> = %s AND ...`."""
+    """`SELECT <every concrete column> FROM <table> WHERE <field> = $1 AND ...`."""
 
     model: type[Model]
     sql: str
@@ -46,7 +47,7 @@ class Select:
 
 @dataclass(frozen=True)
 class Insert:
-    """`INSERT INTO <table> (<every concrete column>) VALUES (%s, ...)`, primary key included."""
+    """`INSERT INTO <table> (<every concrete column>) VALUES ($1, ...)`, primary key included."""
 
     model: type[Model]
     sql: str
@@ -70,7 +71,7 @@ def select(model: type[Model], where: Sequence[str], connection: Any) -> Select:
     sql = "SELECT {} FROM {} WHERE {}".format(
         ", ".join(qn(f.column) for f in fields),
         qn(meta.db_table),
-        " AND ".join(f"{qn(f.column)} = %s" for f in conditions),
+        " AND ".join(f"{qn(f.column)} = ${i}" for i, f in enumerate(conditions, 1)),
     )
     return Select(
         model, sql, tuple(conditions), tuple(f.attname for f in fields), tuple(converters)
@@ -89,6 +90,6 @@ def insert(model: type[Model], connection: Any) -> Insert | None:
     sql = "INSERT INTO {} ({}) VALUES ({})".format(
         qn(meta.db_table),
         ", ".join(qn(f.column) for f in fields),
-        ", ".join(["%s"] * len(fields)),
+        ", ".join(f"${i}" for i in range(1, len(fields) + 1)),
     )
     return Insert(model, sql, tuple(fields))

@@ -172,7 +172,7 @@ def test_hot_statements_come_from_the_models() -> None:
     select = statements.select(Drink, ["slug", "available"], connection)
     assert select.sql == (
         'SELECT "id", "slug", "name", "price", "available" FROM "coffee_drink" '
-        'WHERE "slug" = %s AND "available" = %s'
+        'WHERE "slug" = $1 AND "available" = $2'
     )
     # SQLite hands back a float for a decimal column: the backend's converter makes it Decimal.
     drink = select.instance([7, "latte", "Latte", 270.0, True], connection, "default")
@@ -183,7 +183,9 @@ def test_hot_statements_come_from_the_models() -> None:
     assert insert is not None
     columns = [f.column for f in Order._meta.local_concrete_fields]
     assert insert.sql.startswith(f'INSERT INTO "coffee_order" ("{columns[0]}"')
-    assert insert.sql.count("%s") == len(columns) == len(insert.fields)
+    placeholders = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
+    assert insert.sql.endswith(f"VALUES ({placeholders})")
+    assert len(columns) == len(insert.fields)
     new = Order(drink=Drink(pk=7), quantity=2, total=Decimal("540.00"), currency="RUB")
     params = dict(zip(columns, insert.params(new, connection), strict=True))
     assert params["drink_id"] == 7
@@ -206,3 +208,79 @@ def test_loop_path_leaves_models_with_save_receivers_to_the_orm() -> None:
         assert not pg.insert_supported(Order)
     finally:
         post_save.disconnect(receiver, sender=Order)
+
+
+def _postgres_wrapper(**options: object) -> object:
+    """A PostgreSQL DatabaseWrapper for these settings (never connects)."""
+    from django.db.utils import ConnectionHandler
+
+    handler = ConnectionHandler({"default": {
+        "ENGINE": "django.db.backends.postgresql", "NAME": "shop", "USER": "coffee",
+        "PASSWORD": "p@ss/w&rd", "HOST": "db.example", "PORT": "5433", "CONN_MAX_AGE": 60,
+        "OPTIONS": options,
+    }})
+    return handler.create_connection("default")
+
+
+def _dsn_query(kwargs: dict[str, object]) -> dict[str, str]:
+    from urllib.parse import parse_qs, urlsplit
+
+    query = parse_qs(urlsplit(str(kwargs["dsn"])).query, keep_blank_values=True)
+    return {name: values[0] for name, values in query.items()}
+
+
+def test_loop_connection_gets_djangos_connection_settings() -> None:
+    from coffee import pg
+
+    kwargs = pg.connect_arguments(_postgres_wrapper())
+    assert _dsn_query(kwargs) == {"dbname": "shop", "user": "coffee", "password": "p@ss/w&rd",
+                                  "host": "db.example", "port": "5433"}
+    assert kwargs["server_settings"] == {"application_name": "coffee-orders", "TimeZone": "UTC"}
+    assert kwargs["statement_cache_size"] == 0  # Django's default: no named prepared statements
+    assert "timeout" not in kwargs
+
+
+def test_loop_connection_passes_on_tls_startup_options_and_prepare_threshold() -> None:
+    from coffee import pg
+    from django.db.backends.postgresql.psycopg_any import IsolationLevel
+
+    kwargs = pg.connect_arguments(_postgres_wrapper(
+        sslmode="verify-full", sslrootcert="/etc/ssl/ca.pem", application_name="shop-api",
+        options="-c search_path=coffee", connect_timeout=5, prepare_threshold=0,
+        isolation_level=IsolationLevel.SERIALIZABLE, assume_role="coffee_app",
+    ))
+    query = _dsn_query(kwargs)
+    assert (query["sslmode"], query["sslrootcert"]) == ("verify-full", "/etc/ssl/ca.pem")
+    assert kwargs["server_settings"] == {
+        "application_name": "shop-api", "options": "-c search_path=coffee", "TimeZone": "UTC",
+        "default_transaction_isolation": "serializable",
+    }
+    assert kwargs["timeout"] == 5.0 and kwargs["statement_cache_size"] == 100
+    assert "assume_role" not in query  # applied after connecting (SET ROLE)
+
+
+def test_loop_connection_refuses_an_option_it_cannot_pass_on() -> None:
+    from coffee import pg
+
+    with pytest.raises(pg.Unsupported, match="keepalives_idle"):
+        pg.connect_arguments(_postgres_wrapper(keepalives_idle=30))
+
+
+def test_loop_statement_errors_surface_as_djangos() -> None:
+    import asyncpg
+    from coffee import pg
+    from django import db
+
+    cases = [
+        (asyncpg.exceptions.UniqueViolationError("duplicate key"), db.IntegrityError),
+        (asyncpg.exceptions.ForeignKeyViolationError("no such drink"), db.IntegrityError),
+        (asyncpg.exceptions.NumericValueOutOfRangeError("overflow"), db.DataError),
+        (asyncpg.exceptions.UndefinedTableError("no table"), db.ProgrammingError),
+        (asyncpg.exceptions.AdminShutdownError("restarting"), db.OperationalError),
+        (asyncpg.exceptions.ConnectionDoesNotExistError("closed"), db.OperationalError),
+        (ConnectionResetError("reset"), db.OperationalError),
+    ]
+    for raised, expected in cases:
+        with pytest.raises(expected) as caught, pg.database_errors():
+            raise raised
+        assert caught.value.__cause__ is raised
