@@ -34,6 +34,7 @@ from .livestate import LiveState
 from .manifests import render
 from .retrying import Retrier
 from .status import desired_status, status_patch
+from .terminating import TerminatingNamespaces
 
 logger = logging.getLogger(__name__)
 
@@ -82,6 +83,8 @@ class Reconciler:
     #: Children found equal to their render, by a cheap signature of the live object: a
     #: Deployment status update does not change it, so no deep compare is needed then.
     _verified: dict[tuple[str, str, str], tuple[Any, ...]] = field(default_factory=dict)
+    #: Namespaces that refused a create because they are being deleted (see terminating).
+    terminating: TerminatingNamespaces = field(default_factory=TerminatingNamespaces)
 
     def current(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         """Freshest copy of an object: kopf's index or our last write, whichever is newer."""
@@ -309,6 +312,8 @@ class Reconciler:
             if live is not None and not fields:
                 self._verified[child] = signature
             if live is None:
+                if self.terminating.skip_creates(namespace, meta.get("creationTimestamp")):
+                    continue  # the namespace is being deleted: the API server would refuse
                 plans.append((events.CREATED, obj, []))
             elif fields and stamped_value(live) != stamp_value:
                 changed = [f for f in fields if "fingerprint" not in f] or ["spec"]
@@ -323,7 +328,9 @@ class Reconciler:
         for (action, obj, fields), result in zip(plans, results, strict=True):
             kind = obj["kind"]
             if isinstance(result, ApiError):
-                if not result.namespace_terminating:  # else: the CR is going away too
+                if result.namespace_terminating:  # the CR is going away too
+                    self.terminating.mark(namespace)
+                else:
                     outcome.apply_error = f"{kind} {name}: {result}"
                 continue
             if isinstance(result, BaseException):

@@ -315,6 +315,28 @@ def test_deleting_the_coffee_server_garbage_collects_children(api: Api) -> None:
              lambda: api.get("deployment") is None and api.get("service") is None, 60)
 
 
+def test_deleting_the_namespace_costs_no_doomed_recreates(api: Api, cluster: Any) -> None:
+    """Deleting a namespace deletes its children before its CoffeeServers; each deletion
+    wakes a reconcile whose re-create the API server refuses ("being terminated"). After
+    the first refusal the operator stops trying there (coffee_operator.terminating)."""
+    count = 12
+    for i in range(count):
+        api.apply(coffee_server(api.ns, f"shop-{i}"))
+    # Children present is all this needs (Ready would also wait for kwok's pods).
+    wait_for("every CoffeeServer's Deployment and Service", lambda: all(
+        api.get("deployment", f"shop-{i}") and api.get("service", f"shop-{i}")
+        for i in range(count)), 60)
+    children = {("apps", "deployments", ""), ("", "services", "")}
+    before = write_counts(lambda: metrics_text(cluster))
+    cluster.kubectl("delete", "namespace", api.ns, "--wait=true", "--timeout=90s")
+    time.sleep(1)  # reconciles woken by the last deletions
+    applies = delta(write_counts(lambda: metrics_text(cluster)), before, children)
+    attempts = sum(n for (verb, *_), n in applies.items() if verb == "APPLY")
+    # Measured without the mark: 22 refused creates for 12 CoffeeServers. With it, only the
+    # reconciles already sent before the first refusal came back (4 here).
+    assert attempts < count, f"create attempts in the terminating namespace: {dict(applies)}"
+
+
 def deny_deployments_policy(namespace: str) -> str:
     """A ValidatingAdmissionPolicy (+ binding) refusing every Deployment write in one
     namespace: a real API failure for the operator's child writes."""
