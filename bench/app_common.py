@@ -106,14 +106,26 @@ def pids_cpu_seconds(pids: list[int]) -> float:
     return _cpu_seconds(lambda pid, fields: pid in wanted or int(fields[1]) in wanted)
 
 
+def _cpu_line() -> list[int]:
+    with open("/proc/stat") as f:
+        return [int(v) for v in f.readline().split()[1:]]
+
+
 def machine_busy_seconds() -> float:
-    """CPU time all cores spent busy (not idle/iowait) since boot, from /proc/stat."""
+    """CPU time all cores spent busy (not idle/iowait) since boot, from /proc/stat; this
+    includes steal (time the hypervisor gave this VM's CPUs to someone else)."""
     import os
 
-    with open("/proc/stat") as f:
-        values = [int(v) for v in f.readline().split()[1:]]
+    values = _cpu_line()
     idle = values[3] + values[4]
     return (sum(values[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_steal_seconds() -> float:
+    """CPU time the hypervisor took from this VM's cores since boot (/proc/stat steal)."""
+    import os
+
+    return _cpu_line()[7] / os.sysconf("SC_CLK_TCK")
 
 
 @contextmanager

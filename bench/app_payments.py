@@ -56,6 +56,7 @@ from app_common import (
     load_average,
     log,
     machine_busy_seconds,
+    machine_steal_seconds,
     pids_cpu_seconds,
     set_priority,
     summary,
@@ -188,12 +189,13 @@ def compare(args: argparse.Namespace, env: dict[str, str], workers: int, provide
                 pgid = servers[kind].proc.pid  # the server's own process group
                 cpu = group_cpu_seconds(pgid)
                 side = [pids_cpu_seconds([pid]) for pid in helpers]
-                busy = machine_busy_seconds()
+                busy, steal = machine_busy_seconds(), machine_steal_seconds()
                 load = wrk(servers[kind].url("/api/orders"), connections=connections,
                            seconds=args.seconds, script=script)
                 cpu = group_cpu_seconds(pgid) - cpu
                 side = [pids_cpu_seconds([p]) - b for p, b in zip(helpers, side, strict=True)]
                 busy = machine_busy_seconds() - busy
+                steal = (machine_steal_seconds() - steal) / args.seconds
                 load.cpu_ms = cpu * 1000 / load.requests if load.requests else None
                 run.results[kind].append(load)
                 log(f"round {rnd + 1}/{args.rounds} ({load_average()}) {kind:>7}: {load.line()}")
@@ -205,7 +207,8 @@ def compare(args: argparse.Namespace, env: dict[str, str], workers: int, provide
                     run.quiet[kind].append(load)
                 log(f"        per order: provider {per_order[0]:.2f} ms"
                     + (f", PostgreSQL {per_order[1]:.2f} ms" if len(per_order) > 1 else "")
-                    + f" CPU; rest of the machine (wrk, neighbours) {others:.2f} cores busy")
+                    + f" CPU; rest of the machine (wrk, neighbours, hypervisor steal) "
+                    f"{others:.2f} cores busy, of which steal {steal:.2f}")
     return run
 
 
