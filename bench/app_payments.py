@@ -165,8 +165,8 @@ class Comparison:
     helpers_ms: list[float] = field(default_factory=list)  # provider + PostgreSQL CPU per order
 
 
-def compare(args: argparse.Namespace, env: dict[str, str], workers: int, provider: str,
-            helpers: list[int], script: Path) -> Comparison:
+def compare(args: argparse.Namespace, env: dict[str, str], workers: int, helpers: list[int],
+            script: Path) -> Comparison:
     """Start every server kind with `workers` workers and alternate wrk rounds between them."""
     connections = args.connections or CONNECTIONS_PER_WORKER * workers
     run = Comparison(workers, connections, {k: [] for k in args.kinds},
@@ -278,7 +278,7 @@ def main() -> None:
         before = provider_requests(provider)
         for i, workers in enumerate(args.worker_counts, 1):
             log(f"comparison {i}/{len(args.worker_counts)}: {workers} workers per server")
-            runs.append(compare(args, env, workers, provider, helpers, script))
+            runs.append(compare(args, env, workers, helpers, script))
         made = provider_requests(provider) - before
 
     print(f"\nPOST /api/orders, provider latency {args.latency_ms:g} ms, database {args.db} "

@@ -38,6 +38,7 @@ import weakref
 from collections.abc import Iterator
 from typing import Any, TypeVar
 
+import asyncpg
 from django import db as django_db
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import Model
@@ -124,8 +125,6 @@ def enabled() -> bool:
 
 
 async def _connect() -> Any:
-    import asyncpg
-
     conn = await asyncpg.connect(**connect_arguments())
     if role := _django().settings_dict["OPTIONS"].get("assume_role"):
         await conn.execute("SELECT set_config('role', $1, false)", role)  # = SET ROLE
@@ -135,8 +134,6 @@ async def _connect() -> Any:
 @contextlib.contextmanager
 def database_errors() -> Iterator[None]:
     """asyncpg's errors as django.db's (what the ORM raises), by SQLSTATE class."""
-    import asyncpg
-
     try:
         yield
     except asyncpg.PostgresError as exc:
@@ -220,6 +217,10 @@ def _holder() -> LoopConnection:
     return holder
 
 
+# What a statement on a connection that died while kept (server restart) raises.
+_BROKEN = (asyncpg.ConnectionDoesNotExistError, asyncpg.InterfaceError, OSError)
+
+
 @functools.cache
 def _select(model: type[Model], where: tuple[str, ...]) -> statements.Select:
     return statements.select(model, where, _django())
@@ -243,8 +244,6 @@ async def get(model: type[M], **where: Any) -> M | None:
     A read is retried once on a new connection when the kept one turns out broken (e.g. the
     server restarted while it sat idle), so that costs no failed request.
     """
-    import asyncpg
-
     stmt = _select(model, tuple(where))
     wrapper = _django()
     params = stmt.params(list(where.values()), wrapper)
@@ -255,7 +254,7 @@ async def get(model: type[M], **where: Any) -> M | None:
             try:
                 async with lock:
                     row = await conn.fetchrow(stmt.sql, *params)
-            except (asyncpg.ConnectionDoesNotExistError, asyncpg.InterfaceError, OSError):
+            except _BROKEN:
                 if attempt == 2 or not conn.is_closed():
                     raise
                 continue

@@ -1,7 +1,7 @@
 """The order path's own PostgreSQL connection (coffee.pg) under real Gunicorn+Uvicorn.
 
-On PostgreSQL the drink lookup and the order INSERT of POST /api/orders run on one psycopg
-async connection per worker (application_name "coffee-orders"), not on the ORM's threads.
+On PostgreSQL the drink lookup and the order INSERT of POST /api/orders run on one asyncpg
+connection per worker (application_name "coffee-orders"), not on the ORM's threads.
 These tests check that path is the one in use, that what it stores is exactly what the ORM
 reads back, that every provider failure keeps the order (retry charges once), and that a
 PostgreSQL restart costs no failed order.
